@@ -1,0 +1,1 @@
+"""Code generators, one package per backend (c/, cuda/, hls/), and the target registry."""

@@ -1,0 +1,1 @@
+"""Frontends: PyTorch (torch.export / torch.fx) and ONNX models into the lmc IR."""

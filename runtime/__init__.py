@@ -1,0 +1,1 @@
+"""The tiny C runtime linked into every artifact, and the Python loaders/runners."""
