@@ -42,7 +42,7 @@ def assert_close(actual, expected, rtol: float = 1e-5, atol: float = 1e-6, name:
     same_inf = np.isinf(af) & (af == ef)
     diff = np.where(same_nan | same_inf, 0.0, np.abs(af - ef))
     diff = np.where(np.isnan(diff), np.inf, diff)
-    ok = diff <= atol + rtol * np.abs(np.where(same_inf, 0, ef))
+    ok = diff <= atol + rtol * np.abs(np.where(same_inf | same_nan, 0, ef))
     if ok.all():
         return
     worst = np.unravel_index(np.argmax(np.where(ok, 0, diff)), diff.shape) if diff.ndim else ()

@@ -1,3 +1,15 @@
 """The op set. Importing this package registers every op (explicit imports, no scanning)."""
 
-from . import elementwise, source  # noqa: F401
+from . import (  # noqa: F401
+    activation,
+    conv,
+    elementwise,
+    index,
+    linalg,
+    misc,
+    nn,
+    reduce,
+    shape,
+    source,
+    unary,
+)
