@@ -34,6 +34,12 @@ def sym(name: str) -> sympy.Symbol:
     return sympy.Symbol(name, integer=True, positive=True)
 
 
+@functools.lru_cache(maxsize=1 << 14)
+def _simplify(d: sympy.Basic) -> sympy.Basic:
+    """sympy.simplify, cached: shape rules re-normalize the same few exprs very often."""
+    return sympy.simplify(d)
+
+
 def norm(d: object) -> Dim:
     """Normalize a dim: sympy integers become Python ints; other exprs are simplified."""
     if isinstance(d, bool):
@@ -43,7 +49,7 @@ def norm(d: object) -> Dim:
     if isinstance(d, sympy.Basic):
         if d.is_Integer:
             return int(d)
-        d = sympy.simplify(d) if not d.is_Symbol else d
+        d = _simplify(d) if not d.is_Symbol else d
         return int(d) if d.is_Integer else d
     if hasattr(d, "__index__"):
         return int(d)  # numpy integers
@@ -158,3 +164,45 @@ def floor_div(a: Dim, b: Dim) -> Dim:
 
 def prod_static(shape: Sequence[int]) -> int:
     return math.prod(shape)
+
+
+def dim_le(a: Dim, b: Dim) -> bool:
+    """True only when a <= b is provable for every value of the symbols (all >= 1)."""
+    if isinstance(a, int) and isinstance(b, int):
+        return a <= b
+    diff = sympy.sympify(b) - sympy.sympify(a)
+    if diff.is_nonnegative:
+        return True
+    # sympy does not derive s0 + s1 >= 2 from s0, s1 >= 1: write each symbol as 1 + t with t a
+    # nonnegative integer (an exact substitution) and ask again.
+    shift = {s: 1 + _nonneg(s.name) for s in diff.free_symbols}
+    return bool(sympy.expand(diff.xreplace(shift)).is_nonnegative)
+
+
+@functools.cache
+def _nonneg(name: str) -> sympy.Symbol:
+    return sympy.Dummy(f"{name}_minus_1", integer=True, nonnegative=True)
+
+
+def dim_min(*ds: Dim) -> Dim:
+    """min of dims: a dim provably <= the others when there is one, else a sympy Min."""
+    if all(isinstance(d, int) for d in ds):
+        return min(ds)  # type: ignore[type-var]
+    for d in ds:
+        if all(dim_le(d, e) for e in ds if e is not d):
+            return d
+    return _int_if_integer(sympy.Min(*ds))
+
+
+def dim_max(*ds: Dim) -> Dim:
+    """max of dims: a dim provably >= the others when there is one, else a sympy Max."""
+    if all(isinstance(d, int) for d in ds):
+        return max(ds)  # type: ignore[type-var]
+    for d in ds:
+        if all(dim_le(e, d) for e in ds if e is not d):
+            return d
+    return _int_if_integer(sympy.Max(*ds))
+
+
+def _int_if_integer(d: sympy.Expr) -> Dim:
+    return int(d) if d.is_Integer else d

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..ir.errors import PassError
+from ..ir.errors import LmcError, PassError
 from ..ir.graph import Graph
 from ..ir.printer import print_graph
 from ..ir.verifier import verify
@@ -47,15 +47,24 @@ class PassInfo:
     doc: str
 
     def __call__(self, g: Graph, ctx: PassContext | None = None) -> Graph:
-        return self.fn(g, ctx or PassContext())
+        """Run this pass alone (in place, no verification); stats go under its name."""
+        ctx = ctx or PassContext()
+        outer, ctx.current = ctx.current, self.name
+        try:
+            return self.fn(g, ctx)
+        finally:
+            ctx.current = outer
 
 
 PASSES: dict[str, PassInfo] = {}
 
 
-def graph_pass(requires: Iterable[Prop] = (Prop.TYPED,), ensures: Iterable[Prop] = (Prop.TYPED,),
-               breaks: Iterable[Prop] = (), tolerance: tuple[float, float] | None = None,
-               ) -> Callable[[PassFn], PassInfo]:
+def graph_pass(
+    requires: Iterable[Prop] = (Prop.TYPED,),
+    ensures: Iterable[Prop] = (Prop.TYPED,),
+    breaks: Iterable[Prop] = (),
+    tolerance: tuple[float, float] | None = None,
+) -> Callable[[PassFn], PassInfo]:
     """Register a pass under its function name (`verb_object`) with its contract."""
 
     def deco(fn: PassFn) -> PassInfo:
@@ -65,8 +74,9 @@ def graph_pass(requires: Iterable[Prop] = (Prop.TYPED,), ensures: Iterable[Prop]
         doc = (fn.__doc__ or "").strip()
         if not doc:
             raise PassError(f"pass {name!r} needs a docstring saying what changes and why")
-        info = PassInfo(name, fn, frozenset(requires), frozenset(ensures), frozenset(breaks),
-                        tolerance, doc)
+        info = PassInfo(
+            name, fn, frozenset(requires), frozenset(ensures), frozenset(breaks), tolerance, doc
+        )
         PASSES[name] = info
         return info
 
@@ -141,38 +151,52 @@ class Pipeline:
             if missing:
                 providers = sorted({q.name for q in PASSES.values() if q.ensures & missing})
                 hint = f"; run one of {providers} before it" if providers else ""
-                raise PassError(f"pipeline position {i}: {p.name} requires "
-                                f"{sorted(m.value for m in missing)} which the passes before it "
-                                f"do not ensure{hint}")
+                raise PassError(
+                    f"pipeline position {i}: {p.name} requires "
+                    f"{sorted(m.value for m in missing)} which the passes before it "
+                    f"do not ensure{hint}"
+                )
             have = (have - p.breaks) | p.ensures
 
+    def props_after(self) -> frozenset[Prop]:
+        """The properties the contracts promise for the pipeline's result."""
+        have = set(self.start)
+        for p in self.passes:
+            have = (have - p.breaks) | p.ensures
+        return frozenset(have)
+
     def run(self, g: Graph, ctx: PassContext | None = None) -> Graph:
-        """Run every pass on a copy of `g`; verify after each; record timings and stats."""
+        """Run every pass on a copy of `g`; verify after each; record timings and stats.
+
+        With `ctx.check_props`, every property the contracts say holds after a pass (what it
+        ensures and what earlier passes ensured and it does not break) is checked."""
         ctx = ctx or PassContext()
-        dump = ctx.dump_dir or (Path(os.environ["LMC_DUMP"]) if os.environ.get("LMC_DUMP") else None)
+        env_dump = os.environ.get("LMC_DUMP")
+        dump = ctx.dump_dir or (Path(env_dump) if env_dump else None)
         g = g.copy()
         verify(g)
+        have = set(self.start)
         for i, p in enumerate(self.passes):
             ctx.current = p.name
             t0 = time.perf_counter()
             try:
                 out = p.fn(g, ctx)
-            except PassError:
+            except Exception as e:
+                e.add_note(f"in pass {p.name} (pipeline position {i})")
                 raise
+            finally:
+                ctx.current = ""
             if not isinstance(out, Graph):
                 raise PassError(f"pass {p.name} returned {type(out).__name__}, not a Graph")
             g = out
             ctx.timings[p.name] = ctx.timings.get(p.name, 0.0) + time.perf_counter() - t0
             try:
                 verify(g)
-            except Exception as e:
+            except LmcError as e:
                 raise PassError(f"IR invalid after pass {p.name}: {e}") from e
+            have = (have - p.breaks) | p.ensures
             if ctx.check_props:
-                for prop in p.ensures:
-                    check = PROP_CHECKS.get(prop)
-                    problem = check(g) if check else None
-                    if problem:
-                        raise PassError(f"pass {p.name} claims {prop.value} but: {problem}")
+                _check_props(g, p, have)
             text = None
             if dump is not None:
                 dump.mkdir(parents=True, exist_ok=True)
@@ -180,19 +204,31 @@ class Pipeline:
                 (dump / f"{i:02d}-{p.name}.lmc").write_text(text)
             if ctx.print_after_all:
                 ctx.printer(f"// ----- IR after {p.name} -----\n{text or print_graph(g)}")
-        ctx.current = ""
         return g
 
     def __repr__(self) -> str:
         return f"Pipeline({','.join(p.name for p in self.passes)})"
 
 
+# Canonicalize again after folding: folded constants enable identities (x * (3 - 2) -> x).
+# The result is canonical, CSE'd and free of dead nodes; it is folded in practice, but
+# canonicalize cannot promise that in general (see its docstring).
 DEFAULT_PIPELINE = [
     "canonicalize",
     "fold_constants",
+    "canonicalize",
     "eliminate_common_subexpressions",
     "eliminate_dead_nodes",
 ]
+
+
+def _check_props(g: Graph, p: PassInfo, have: set[Prop]) -> None:
+    for prop in sorted(have, key=lambda q: q.value):
+        check = PROP_CHECKS.get(prop)
+        problem = check(g) if check else None
+        if problem:
+            how = "ensures" if prop in p.ensures else "keeps (does not declare it breaks)"
+            raise PassError(f"pass {p.name} {how} {prop.value}, but: {problem}")
 
 
 def _load_builtin_passes() -> None:
