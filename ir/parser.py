@@ -45,7 +45,7 @@ class _Parser:
         self.toks = self._tokenize(text)
         self.i = 0
         self.symbols: dict[str, tuple[int, int]] = {}
-        self.env: dict[str, Value] = {}
+        self.env: dict[tuple[bool, str], Value] = {}
 
     # -- tokens ----------------------------------------------------------------------------
     def _tokenize(self, text: str) -> list[Tok]:
@@ -103,6 +103,8 @@ class _Parser:
         if self.accept("["):
             while True:
                 t = self.expect_kind("ident", "a symbol name")
+                if not t.text.isidentifier():
+                    self._fail(f"symbol name {t.text!r} is not an identifier", t.pos)
                 if t.text in self.symbols:
                     self._fail(f"symbol {t.text} declared twice", t.pos)
                 if t.text in DTYPE_NAMES or t.text in _RESERVED:
@@ -141,9 +143,9 @@ class _Parser:
 
     def use(self) -> Value:
         t = self.expect_kind("local", "a value name like %0")
-        key = _unquote(t.text[1:])
+        key = _value_key(t.text)
         if key not in self.env:
-            self._fail(f"use of undefined value %{key}", t.pos)
+            self._fail(f"use of undefined value {t.text}", t.pos)
         return self.env[key]
 
     def statement(self, g: Graph) -> None:
@@ -193,14 +195,16 @@ class _Parser:
         except (TypeError, ValueError, LmcError) as e:
             self._fail(f"{cls.name}: {e}", op_tok.pos)
         names = []
+        keys = []
         for t in lhs:
-            key = _unquote(t.text[1:])
-            if key in self.env:
-                self._fail(f"value %{key} defined twice", t.pos)
-            names.append(None if t.text[1:].isdigit() else key)
+            key = _value_key(t.text)
+            if key in self.env or key in keys:
+                self._fail(f"value {t.text} defined twice", t.pos)
+            keys.append(key)
+            names.append(None if t.text[1:].isdigit() else _unquote(t.text[1:]))
         node = g.add_node(op, args, types, names)
-        for t, v in zip(lhs, node.outputs):
-            self.env[_unquote(t.text[1:])] = v
+        for key, v in zip(keys, node.outputs):
+            self.env[key] = v
 
     def type(self) -> TensorType:
         t = self.expect_kind("ident", "a tensor type like f32[2, s0]")
@@ -331,6 +335,12 @@ def _sympy_result(r: Any) -> Any:
 
 def _unquote(name: str) -> str:
     return json.loads(name) if name.startswith('"') else name
+
+
+def _value_key(tok_text: str) -> tuple[bool, str]:
+    """Environment key of a `%` token: `%0` (numbered) and `%"0"` (a name) are different."""
+    body = tok_text[1:]
+    return (True, body) if body.isdigit() else (False, _unquote(body))
 
 
 def coerce(v: Any, ann: Any) -> Any:

@@ -95,7 +95,7 @@ def _check_weight(g: Graph, n, fail) -> None:
     if key not in g.weights:
         fail(n, f"weights store has no key {key!r}")
     arr = g.weights[key]
-    if t.dtype.np != arr.dtype or tuple(arr.shape) != t.shape:
-        fail(n, f"weight {key!r} is {arr.dtype}{list(arr.shape)}, the node declares {t}")
     if not isinstance(arr, np.ndarray):
         fail(n, f"weight {key!r} is not a numpy array")
+    if t.dtype.np != arr.dtype or tuple(arr.shape) != t.shape:
+        fail(n, f"weight {key!r} is {arr.dtype}{list(arr.shape)}, the node declares {t}")
