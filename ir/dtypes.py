@@ -19,6 +19,9 @@ class DType(enum.Enum):
     i16 = "i16"
     i8 = "i8"
     u8 = "u8"
+    u16 = "u16"
+    u32 = "u32"
+    u64 = "u64"
     i4 = "i4"
     u4 = "u4"
     bool = "bool"
@@ -55,23 +58,27 @@ class DType(enum.Enum):
 
 
 _FLOATS = frozenset({DType.f64, DType.f32, DType.f16, DType.bf16})
-_INTS = frozenset({DType.i64, DType.i32, DType.i16, DType.i8, DType.u8, DType.i4, DType.u4})
+_INTS = frozenset({DType.i64, DType.i32, DType.i16, DType.i8, DType.u8, DType.u16, DType.u32,
+                   DType.u64, DType.i4, DType.u4})
 _BITS = {
     DType.f64: 64, DType.f32: 32, DType.f16: 16, DType.bf16: 16, DType.i64: 64, DType.i32: 32,
-    DType.i16: 16, DType.i8: 8, DType.u8: 8, DType.i4: 4, DType.u4: 4, DType.bool: 8,
+    DType.i16: 16, DType.i8: 8, DType.u8: 8, DType.u16: 16, DType.u32: 32, DType.u64: 64,
+    DType.i4: 4, DType.u4: 4, DType.bool: 8,
 }
 _NP = {
     DType.f64: np.dtype(np.float64), DType.f32: np.dtype(np.float32),
     DType.f16: np.dtype(np.float16), DType.bf16: np.dtype(np.float32),
     DType.i64: np.dtype(np.int64), DType.i32: np.dtype(np.int32), DType.i16: np.dtype(np.int16),
-    DType.i8: np.dtype(np.int8), DType.u8: np.dtype(np.uint8), DType.i4: np.dtype(np.int8),
+    DType.i8: np.dtype(np.int8), DType.u8: np.dtype(np.uint8), DType.u16: np.dtype(np.uint16),
+    DType.u32: np.dtype(np.uint32), DType.u64: np.dtype(np.uint64), DType.i4: np.dtype(np.int8),
     DType.u4: np.dtype(np.uint8), DType.bool: np.dtype(np.bool_),
 }
 _FROM_NP = {
     np.dtype(np.float64): DType.f64, np.dtype(np.float32): DType.f32,
     np.dtype(np.float16): DType.f16, np.dtype(np.int64): DType.i64,
     np.dtype(np.int32): DType.i32, np.dtype(np.int16): DType.i16, np.dtype(np.int8): DType.i8,
-    np.dtype(np.uint8): DType.u8, np.dtype(np.bool_): DType.bool,
+    np.dtype(np.uint8): DType.u8, np.dtype(np.uint16): DType.u16, np.dtype(np.uint32): DType.u32,
+    np.dtype(np.uint64): DType.u64, np.dtype(np.bool_): DType.bool,
 }
 DTYPE_NAMES = frozenset(d.value for d in DType)
 
