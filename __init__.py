@@ -2,10 +2,23 @@
 
 from __future__ import annotations
 
+from .backends.driver import CompiledModel, compile
+from .backends.targets import Target, parse_target
 from .ir import Graph, LmcError, parse_ir, print_graph
 
 __version__ = "0.1.0"
 
 print_ir = print_graph  # the text IR of a graph (the name DESIGN.md's public API uses)
 
-__all__ = ["Graph", "LmcError", "__version__", "parse_ir", "print_graph", "print_ir"]
+__all__ = [
+    "CompiledModel",
+    "Graph",
+    "LmcError",
+    "Target",
+    "__version__",
+    "compile",
+    "parse_ir",
+    "parse_target",
+    "print_graph",
+    "print_ir",
+]

@@ -64,7 +64,10 @@ def _build_parser() -> argparse.ArgumentParser:
         help="parse, verify, transform and print IR",
         description="Read a .lmc file, verify it, run passes, print the IR.",
     )
-    ir.add_argument("file", help="a .lmc text IR file ('-' reads standard input)")
+    ir.add_argument(
+        "file", help="a .lmc text IR file ('-' reads standard input), or a .onnx/.pt2 model"
+    )
+    _add_dynamic_arg(ir)
     ir.add_argument(
         "--passes",
         metavar="SPEC",
@@ -89,6 +92,20 @@ def _build_parser() -> argparse.ArgumentParser:
     ir.add_argument("--force", action="store_true", help="overwrite existing output files")
     ir.set_defaults(func=cmd_ir)
 
+    imp = sub.add_parser(
+        "import",
+        parents=[common],
+        help="import a model (.onnx, .pt2, .lmc) and print a capture report",
+        description="Import a model and report the op histogram, symbols and bounds, params "
+        "size and anything unsupported (all unsupported ops at once).",
+    )
+    imp.add_argument("model", help="a .onnx, .pt2 or .lmc file")
+    _add_dynamic_arg(imp)
+    imp.add_argument("--ir", action="store_true", help="also print the imported IR")
+    imp.add_argument("-o", "--output", metavar="OUT.lmc", help="write the imported IR here")
+    imp.add_argument("--force", action="store_true", help="overwrite an existing output file")
+    imp.set_defaults(func=cmd_import)
+
     ps = sub.add_parser("passes", parents=[common], help="list registered passes and contracts")
     ps.set_defaults(func=cmd_passes)
     ops = sub.add_parser("ops", parents=[common], help="list registered ops and attributes")
@@ -103,9 +120,7 @@ def cmd_ir(args: argparse.Namespace) -> int:
             raise LmcError(f"{out} exists; pass --force to overwrite it")
     if args.output == "-" and args.dot == "-":
         raise LmcError("-o - and --dot - both write to standard output; pick one")
-    text = sys.stdin.read() if args.file == "-" else Path(args.file).read_text(encoding="utf-8")
-    g = parse_ir(text)
-    verify(g)
+    g = _load_graph(args.file, args.dynamic)
     if args.passes:
         from .passes import PassContext, Pipeline
 
@@ -122,6 +137,20 @@ def cmd_ir(args: argparse.Namespace) -> int:
         _write(args.dot, graph_to_dot(g))
     if args.dot != "-" or args.output:
         _write(args.output or "-", print_graph(g))
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from .frontend import import_model
+
+    if args.output and Path(args.output).exists() and not args.force:
+        raise LmcError(f"{args.output} exists; pass --force to overwrite it")
+    g, report = import_model(args.model, dynamic_shapes=parse_dynamic(args.dynamic))
+    print(report)
+    if args.ir:
+        print(print_graph(g), end="")
+    if args.output:
+        _write(args.output, print_graph(g))
     return 0
 
 
@@ -176,6 +205,44 @@ def cmd_ops(args: argparse.Namespace) -> int:
 
 
 # -- helpers -------------------------------------------------------------------------------
+def _add_dynamic_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--dynamic",
+        metavar="INPUT:AXIS=NAME:LO:HI",
+        action="append",
+        default=[],
+        help="make an input axis a symbol with bounds, e.g. input_ids:1=seq:1:512 (repeatable)",
+    )
+
+
+def parse_dynamic(specs: Sequence[str]) -> dict[str, dict[int, tuple[str, int, int]]] | None:
+    """`["x:0=batch:1:64"]` -> {"x": {0: ("batch", 1, 64)}} (the frontends' dynamic form)."""
+    out: dict[str, dict[int, tuple[str, int, int]]] = {}
+    for spec in specs:
+        try:
+            lhs, rhs = spec.rsplit("=", 1)
+            name, axis = lhs.rsplit(":", 1)
+            sym_name, lo, hi = rhs.split(":")
+            out.setdefault(name, {})[int(axis)] = (sym_name, int(lo), int(hi))
+        except ValueError:
+            raise LmcError(
+                f"--dynamic {spec!r}: expected INPUT:AXIS=NAME:LO:HI, e.g. x:0=batch:1:64"
+            ) from None
+    return out or None
+
+
+def _load_graph(file: str, dynamic: Sequence[str]) -> Graph:
+    """A verified graph from a .lmc file (or stdin) or an importable model file."""
+    if file == "-" or file.endswith(".lmc"):
+        text = sys.stdin.read() if file == "-" else Path(file).read_text(encoding="utf-8")
+        g = parse_ir(text)
+        verify(g)
+        return g
+    from .frontend import import_model
+
+    return import_model(file, dynamic_shapes=parse_dynamic(dynamic))[0]
+
+
 def graph_to_dot(g: Graph) -> str:
     """A Graphviz DOT rendering: one box per node labelled with its IR line, edges by value."""
     names = value_names(g)
