@@ -5,6 +5,7 @@ from __future__ import annotations
 from .backends.driver import CompiledModel, compile
 from .backends.targets import Target, parse_target
 from .ir import Graph, LmcError, parse_ir, print_graph
+from .runtime.loader import load
 
 __version__ = "0.1.0"
 
