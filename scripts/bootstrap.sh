@@ -85,10 +85,8 @@ export PATH="$venv/bin:$PATH"
 if [[ "$mode" == run ]]; then
   say "lmc ir examples/mlp.lmc --passes default"
   lmc ir examples/mlp.lmc --passes default --stats
-  if [[ -f examples/torch_mlp.py ]]; then
-    say "python examples/torch_mlp.py"
-    python examples/torch_mlp.py
-  fi
+  say "python examples/quickstart.py"
+  python examples/quickstart.py
 else
   say "ruff check ."
   ruff check .
