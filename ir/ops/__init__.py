@@ -4,6 +4,7 @@ from . import (  # noqa: F401
     activation,
     conv,
     elementwise,
+    fused,
     index,
     linalg,
     misc,

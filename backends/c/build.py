@@ -1,0 +1,304 @@
+"""Graph -> C artifact folder: backend passes (legalize, CSE, DCE, kernel grouping), weights
+(pre-packed GEMM panels where a kernel reads them), memory plan, the rendered module, sources
+(runtime + kernel library + helpers + Makefile), the compiled libraries and the manifest."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ...ir.dtypes import DType
+from ...ir.errors import LmcError
+from ...ir.graph import Graph, Node, Value
+from ...ir.ops.elementwise import Identity
+from ...ir.ops.fused import FusedElementwise, is_elementwise
+from ...ir.ops.nn import LayerNorm, LogSoftmax, RmsNorm, Softmax
+from ...ir.ops.shape import Flatten, Reshape, Squeeze, Unsqueeze
+from ...ir.ops.source import Param
+from ...ir.printer import print_graph
+from ...ir.shapes import dim_str, shape_eq
+from ...passes.manager import PassContext, Pipeline
+from ...runtime import artifact as art
+from ..memory_plan import MemoryPlan, plan_memory, storage_bytes
+from ..targets import Target, TargetError, parse_target
+from . import group_kernels as _gk  # noqa: F401  (registers the pass)
+from . import legalize as _lg  # noqa: F401
+from .emit import C, WeightRef, c_external, emit_module
+from .emit_linalg import PACKED, packed_gemm_params
+from .packing import GEMM_LAYOUT, pack_gemm
+from .render import C_TEMPLATES, render
+from .toolchain import Progress, compile_objects, find_toolchain, link
+
+BACKEND_PASSES = [
+    "legalize",
+    "eliminate_common_subexpressions",
+    "eliminate_dead_nodes",
+    "group_kernels",
+]
+MODEL_SOURCE = "model.c"
+GEN_HEADER = "lmc_gen.h"
+F32_STORAGE = "f32-storage"  # layout of bf16 params: f32 bytes holding bf16 values
+VIEWS = (Reshape, Squeeze, Unsqueeze, Flatten, Identity)
+ROW_INPLACE = (LayerNorm, RmsNorm, Softmax, LogSoftmax)
+
+
+@dataclass
+class BuildResult:
+    directory: Path
+    graph: Graph  # the final (grouped) graph
+    plan: MemoryPlan
+    stats: dict[str, Any]
+
+
+def lower(
+    graph: Graph,
+    target: Target,
+    options: dict[str, Any] | None = None,
+    ctx: PassContext | None = None,
+) -> Graph:
+    """The backend pass pipeline for a C target (a copy of `graph`)."""
+    ctx = ctx or PassContext(target=target, options=dict(options or {}))
+    ctx.target = target
+    return Pipeline(BACKEND_PASSES).run(graph, ctx)
+
+
+def is_view(n: Node) -> bool:
+    return isinstance(n.op, VIEWS) and len(n.outputs) == 1
+
+
+def inplace_operands(n: Node) -> list[int]:
+    """Operands whose bytes the result may overwrite (elementwise: each element is read before
+    it is written; row kernels: documented to allow y == x)."""
+    if len(n.outputs) != 1:
+        return []
+    y = n.outputs[0].type
+    if is_elementwise(n.op) or isinstance(n.op, FusedElementwise):
+        return [
+            i
+            for i, v in enumerate(n.inputs)
+            if storage_bytes(v.type.dtype) == storage_bytes(y.dtype)
+            and shape_eq(v.type.shape, y.shape)
+        ]
+    if isinstance(n.op, ROW_INPLACE) and shape_eq(n.inputs[0].type.shape, y.shape):
+        return [0]
+    return []
+
+
+def make_plan(g: Graph) -> MemoryPlan:
+    return plan_memory(
+        g,
+        is_view=is_view,
+        external=c_external,
+        inplace=inplace_operands,
+        workspace=C.workspace,
+        direct_output=lambda v: v.type.dtype != DType.bf16,
+    )
+
+
+def weight_blobs(g: Graph, kernels: bool = True) -> dict[str, tuple[Any, dict[str, Any]]]:
+    """Every blob of the weights file: plain params under their key, pre-packed GEMM weights
+    under key + emit_linalg.PACKED[kind] (only the forms some kernel reads)."""
+    packed = packed_gemm_params(g, kernels)
+    packed_keys = {key for key, _ in packed}
+    raw_needed: set[str] = set()
+    for n in g.nodes:
+        if isinstance(n.op, Param):
+            key = n.op.key
+            users = [u for v in n.outputs for u, i in v.uses]
+            if (
+                key not in packed_keys
+                or any(not _reads_packed(u, n.outputs[0]) for u in users)
+                or any(g.is_output(v) for v in n.outputs)
+            ):
+                raw_needed.add(key)
+    blobs: dict[str, tuple[Any, dict[str, Any]]] = {}
+    params = {n.op.key: n.outputs[0] for n in g.nodes if isinstance(n.op, Param)}  # type: ignore[attr-defined]
+    for key, v in sorted(params.items()):
+        if key not in g.weights:
+            raise LmcError(f"param {key!r}: the graph's weights store has no array for it")
+        a = np.asarray(g.weights[key])
+        if key in raw_needed:
+            if v.type.dtype == DType.bf16:
+                meta = {"dtype": "bf16", "shape": list(a.shape), "layout": F32_STORAGE}
+                blobs[key] = (np.ascontiguousarray(a, dtype="<f4"), meta)
+            else:
+                blobs[key] = art.blob(a, v.type.dtype)
+        for kind in sorted(kind for k, kind in packed if k == key):
+            w = a.astype(np.float32) if kind == "linear" else a.astype(np.float32).T
+            meta = {"dtype": "f32", "shape": list(w.shape), "layout": GEMM_LAYOUT}
+            if key + PACKED[kind] in params:
+                raise LmcError(
+                    f"param keys {key!r} and {key + PACKED[kind]!r} collide in the "
+                    "weights file (the second names the first's packed form)"
+                )
+            blobs[key + PACKED[kind]] = (pack_gemm(np.ascontiguousarray(w)), meta)
+    return blobs
+
+
+def _reads_packed(user: Node, v: Value) -> bool:
+    """Whether `user` reads param value v only as its packed GEMM right operand."""
+    from ...ir.ops.fused import FusedLinear, FusedMatmul
+    from ...ir.ops.linalg import Linear, Matmul
+
+    if isinstance(user.op, (Linear, FusedLinear, Matmul, FusedMatmul)):
+        return (
+            user.inputs[1] is v
+            and all(x is not v for x in user.inputs[2:])
+            and user.inputs[0] is not v
+        )
+    return False
+
+
+def source_files() -> dict[str, Path]:
+    """Verbatim sources of an artifact: runtime, kernel library, generated-code helpers."""
+    files = {p.name: p for p in sorted((C_TEMPLATES / "lib").iterdir()) if p.suffix in (".c", ".h")}
+    files[GEN_HEADER] = C_TEMPLATES / "gen" / GEN_HEADER
+    for name in art.RUNTIME_SOURCES:
+        files[name] = art.RUNTIME_DIR / "src" / name
+    for name in art.RUNTIME_HEADERS:
+        files[name] = art.RUNTIME_DIR / "include" / name
+    return files
+
+
+def build_artifact(
+    graph: Graph,
+    target: str | Target,
+    out_dir: str | Path,
+    passes_stats: dict[str, Any] | None = None,
+    progress: Progress | None = None,
+    *,
+    force: bool = False,
+    cc: str | None = None,
+    cache_dir: Path | None = None,
+    options: dict[str, Any] | None = None,
+    compile: bool = True,
+) -> BuildResult:
+    """Build the artifact folder for `graph` (already through the target-independent passes)
+    at `out_dir`. `passes_stats` (e.g. PassContext.stats of the frontend pipeline) goes into
+    the manifest with the backend passes' own. Options: kernels (default true: call the kernel
+    library; false: plain loops only), epilogues (kernel grouping)."""
+    t = parse_target(target)
+    if t.kind != "c":
+        raise TargetError(f"build_artifact builds C targets; {t} is a {t.kind} target")
+    opts = {"kernels": True, **(options or {})}
+    say = progress or (lambda msg: None)
+    tc = find_toolchain(t, cc) if compile else None
+    final = Path(out_dir)
+    _check_out_dir(final, force)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    out = Path(tempfile.mkdtemp(prefix=f".{final.name}.lmc-", dir=final.parent))
+    try:
+        g, plan, stats = _build_into(out, graph, t, tc, opts, say, passes_stats, cache_dir)
+        art.prepare_output_dir(final, force=force)
+        for child in sorted(out.iterdir()):
+            shutil.move(str(child), str(final / child.name))
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+    say("done: " + str(final))
+    return BuildResult(final, g, plan, stats)
+
+
+def _check_out_dir(d: Path, force: bool) -> None:
+    """Fail before building when the folder cannot be written (same rules as
+    artifact.prepare_output_dir, which empties it only once the build succeeded)."""
+    if d.exists() and not d.is_dir():
+        raise art.ArtifactError(f"{d} exists and is not a folder")
+    if d.is_dir() and any(d.iterdir()):
+        if not art.is_artifact(d):
+            raise art.ArtifactError(
+                f"{d} is not empty and is not an lmc artifact; refusing to "
+                "write into it (choose an empty or new folder)"
+            )
+        if not force:
+            raise art.ArtifactError(
+                f"{d} already holds an lmc artifact; pass force=True to overwrite it"
+            )
+
+
+def _build_into(
+    out: Path,
+    graph: Graph,
+    t: Target,
+    tc,
+    opts: dict[str, Any],
+    say: Progress,
+    passes_stats: dict[str, Any] | None,
+    cache_dir: Path | None,
+):
+    say("lowering for " + str(t))
+    ctx = PassContext(target=t, options=dict(opts))
+    g = lower(graph, t, opts, ctx)
+    say("writing weights")
+    blobs = weight_blobs(g, opts["kernels"])
+    written = art.write_weights(out / art.WEIGHTS, blobs)
+    weights = {k: WeightRef(k, off, n) for k, (off, n) in written.offsets.items()}
+    say("planning memory")
+    plan = make_plan(g)
+    say("rendering C")
+    code = emit_module(g, plan, weights, written.data_bytes, written.digest64, opts)
+    src, inc, lib = out / "src", out / "include", out / "lib"
+    src.mkdir()
+    for name, path in source_files().items():
+        shutil.copyfile(path, src / name)
+    inc.mkdir()
+    shutil.copyfile(art.RUNTIME_DIR / "include" / "lmc_model.h", inc / "lmc_model.h")
+    art.write_text(src / MODEL_SOURCE, code)
+    sources = [MODEL_SOURCE] + sorted(n for n in source_files() if n.endswith(".c"))
+    flags = list(tc.cflags) if tc else []
+    art.write_text(
+        src / "Makefile",
+        render(
+            "Makefile.j2",
+            cc="cc",
+            cflags=" ".join(flags or ["-O3", "-fPIC", "-fwrapv", "-fvisibility=hidden"]),
+            sources=sources,
+            ldlibs=" ".join(tc.ldlibs if tc else ("-lm", "-lpthread")),
+        ),
+    )
+    art.write_text(out / art.IR_FILE, print_graph(g))
+    if tc is not None:
+        with tempfile.TemporaryDirectory(prefix="lmc-build-") as tmp:
+            objs = compile_objects(
+                tc, src, sources, Path(tmp), say, cache_dir, cacheable=lambda s: s != MODEL_SOURCE
+            )
+            link(tc, objs, lib / "liblmc_model.so", lib / "liblmc_model.a", say)
+    stats = {**(passes_stats or {}), **ctx.stats}
+    applied = list(dict.fromkeys([*(passes_stats or {}), *BACKEND_PASSES]))
+    manifest = {
+        "target": str(t),
+        "inputs": [_io(v, v.name or f"input{i}") for i, v in enumerate(g.inputs)],
+        "outputs": [_io(v, f"output{i}") for i, v in enumerate(g.outputs)],
+        "symbols": {s: [lo, hi] for s, (lo, hi) in g.symbols.items()},
+        "weights": {
+            "file": art.WEIGHTS,
+            "digest64": art.format_digest(written.digest64),
+            "sha256": written.sha256,
+            "bytes": written.data_bytes,
+        },
+        "passes": {"applied": applied, "stats": stats},
+        "build": {
+            "cflags": flags,
+            "ldlibs": list(tc.ldlibs) if tc else [],
+            "sources": sources,
+            "options": opts,
+            "memory_plan": {**plan.stats(), "table": plan.table().splitlines()},
+        },
+        "compiler": tc.version if tc else None,
+    }
+    if tc is not None:
+        manifest["library"] = "lib/liblmc_model.so"
+    art.write_manifest(out, manifest)
+    return g, plan, stats
+
+
+def _io(v: Value, name: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "dtype": v.type.dtype.value,
+        "shape": [d if isinstance(d, int) else dim_str(d) for d in v.type.shape],
+    }

@@ -1,0 +1,269 @@
+"""C emitters of convolution and pooling. f32 1-D / 2-D convs (and their fused epilogues) call
+lmc_conv2d_f32 (OIHW weights as given; a 1-D conv is a 2-D one with H = 1); other convs,
+transposed convs and every pool are plain loops over the output with the window nested."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from ...ir.dtypes import DType
+from ...ir.graph import Node, Value
+from ...ir.ops.conv import (
+    AdaptiveAvgPool,
+    AdaptiveMaxPool,
+    AvgPool,
+    Conv,
+    ConvTranspose,
+    GlobalAvgPool,
+    GlobalMaxPool,
+    MaxPool,
+    pads,
+    spatial,
+)
+from ...ir.ops.fused import FusedConv
+from ...ir.shapes import floor_div, norm, numel
+from .cexpr import compute_type
+from .emit import C, Kernel
+from .emit_linalg import _acc, _main, _native_with_epilogue
+from .emit_nn import F32_KERNEL, uses_kernels
+from .emit_reduce import INT_MIN
+from .epilogue import epilogue_callback
+from .nd import MapBuilder, strides
+
+
+def _conv_attrs(op, nd: int):
+    s = spatial(op.name, "stride", op.stride, nd, 1, 1)
+    d = spatial(op.name, "dilation", op.dilation, nd, 1, 1)
+    pb, pe = pads(op.name, op.padding, nd)
+    return s, d, pb, pe
+
+
+@C.emits(Conv, FusedConv)
+def conv(k: Kernel, node: Node) -> str:
+    x, w = node.inputs[:2]
+    y = node.outputs[0]
+    op = node.op
+    has_b = op.bias if isinstance(op, FusedConv) else len(node.inputs) > 2  # type: ignore[attr-defined]
+    b = node.inputs[2] if has_b else None
+    extras = list(node.inputs[3 if has_b else 2 :]) if isinstance(op, FusedConv) else []
+    nd = x.type.rank - 2
+    s, d, pb, _ = _conv_attrs(op, nd)
+    if x.type.dtype in F32_KERNEL and nd in (1, 2) and uses_kernels(k):
+        D = k.dim
+        hw = [(1, 1, 1, 1, 0, 1)] if nd == 1 else []
+        dims = hw + [
+            (x.type.shape[2 + i], w.type.shape[2 + i], y.type.shape[2 + i], s[i], pb[i], d[i])
+            for i in range(nd)
+        ]
+        (H, R, OH, sh, ph, dh), (W, S, OW, sw, pw, dw) = dims
+        shape = (
+            f"{{{D(x.type.shape[0])}, {D(x.type.shape[1])}, {D(H)}, {D(W)}, {D(w.type.shape[0])}, "
+            f"{D(R)}, {D(S)}, {D(OH)}, {D(OW)}, {sh}, {sw}, {ph}, {pw}, {dh}, {dw}, {op.groups}}}"
+        )  # type: ignore[attr-defined]
+        ep = getattr(op, "epilogue", "x0")
+        epi_code, epi = "", "NULL"
+        if ep != "x0":
+            epi_code = epilogue_callback(
+                k, ep, y, extras, list(y.type.shape[:2]), list(y.type.shape[2:])
+            )
+            epi = f"{k.name}_epi"
+        call = (
+            f"lmc_conv2d_f32(ex->pool, &cs, {k.ptr(x)}, {k.ptr(w)}, "
+            f"{k.ptr(b) if b is not None else 'NULL'}, {k.ptr(y, const=False)}, NULL, {epi}, "
+            "&ectx);"
+        )
+        body = k.render(
+            "ops/values.c.j2",
+            decls=[f"const lmc_conv2d_shape cs = {shape};", "lmc_epi_ctx ectx = {ex, 0};"],
+            stmts=[call],
+        )
+        return epi_code + "\n" + body if epi_code else body
+    main = _conv_native(_main(k, node), x, w, b, y, op, nd)
+    return _native_with_epilogue(k, node, main, extras)
+
+
+def _conv_native(k: Kernel, x: Value, w: Value, b: Value | None, y: Value, op, nd: int) -> str:
+    s, d, pb, _ = _conv_attrs(op, nd)
+    m = MapBuilder(k, list(y.type.shape), grain=64)
+    px, pw, py = m.pointer(x), m.pointer(w), m.pointer(y, const=False)
+    D = k.dim
+    acc = _acc(y.type.dtype)
+    cig, cog = w.type.shape[1], floor_div(w.type.shape[0], op.groups)
+    xst, wst = strides(x.type.shape), strides(w.type.shape)
+    m.body.append(f"const int64_t g = i1 / {D(cog)};")
+    m.body.append(f"{acc} acc = {f'({acc}){m.pointer(b)}[i1]' if b is not None else '0'};")
+    loops, conds, xo, wo = [], [], [f"i0 * {D(xst[0])}"], [f"i1 * {D(wst[0])}"]
+    for i in range(nd):
+        loops.append(
+            f"for (int64_t k{i} = 0; k{i} < {D(w.type.shape[2 + i])}; ++k{i}) {{ "
+            f"const int64_t p{i} = i{2 + i} * {s[i]} + k{i} * {d[i]} - {pb[i]}; "
+            f"if (p{i} < 0 || p{i} >= {D(x.type.shape[2 + i])}) continue;"
+        )
+        xo.append(f"p{i} * {D(xst[2 + i])}")
+        wo.append(f"k{i} * {D(wst[2 + i])}")
+    xo.append(f"(g * {D(cig)} + c) * {D(xst[1])}")
+    wo.append(f"c * {D(wst[1])}")
+    inner = f"acc += ({acc}){px}[{' + '.join(xo)}] * {pw}[{' + '.join(wo)}];"
+    m.body.append(
+        f"for (int64_t c = 0; c < {D(cig)}; ++c) {{ {' '.join(loops)} {inner} {'}' * nd} }}"
+    )
+    del conds
+    return m.render(f"{py}[o] = ({compute_type(y.type.dtype)})acc;")
+
+
+@C.emits(ConvTranspose)
+def conv_transpose(k: Kernel, node: Node) -> str:
+    x, w = node.inputs[:2]
+    b = node.inputs[2] if len(node.inputs) > 2 else None
+    y = node.outputs[0]
+    op = node.op
+    nd = x.type.rank - 2
+    s, d, pb, _ = _conv_attrs(op, nd)
+    m = MapBuilder(k, list(y.type.shape), grain=64)
+    px, pw, py = m.pointer(x), m.pointer(w), m.pointer(y, const=False)
+    D = k.dim
+    acc = _acc(y.type.dtype)
+    cig, cog = floor_div(x.type.shape[1], op.groups), w.type.shape[1]  # type: ignore[attr-defined]
+    xst, wst = strides(x.type.shape), strides(w.type.shape)
+    m.body.append(f"const int64_t g = i1 / {D(cog)}, ol = i1 % {D(cog)};")
+    m.body.append(f"{acc} acc = {f'({acc}){m.pointer(b)}[i1]' if b is not None else '0'};")
+    loops, xo, wo = [], [f"i0 * {D(xst[0])}"], [f"ol * {D(wst[1])}"]
+    for i in range(nd):
+        loops.append(
+            f"for (int64_t k{i} = 0; k{i} < {D(w.type.shape[2 + i])}; ++k{i}) {{ "
+            f"const int64_t t{i} = i{2 + i} + {pb[i]} - k{i} * {d[i]}; "
+            f"if (t{i} < 0 || t{i} % {s[i]} != 0 || t{i} / {s[i]} >= "
+            f"{D(x.type.shape[2 + i])}) continue;"
+        )
+        xo.append(f"(t{i} / {s[i]}) * {D(xst[2 + i])}")
+        wo.append(f"k{i} * {D(wst[2 + i])}")
+    xo.append(f"ci * {D(xst[1])}")
+    wo.append(f"ci * {D(wst[0])}")
+    inner = f"acc += ({acc}){px}[{' + '.join(xo)}] * {pw}[{' + '.join(wo)}];"
+    m.body.append(
+        f"for (int64_t c = 0; c < {D(cig)}; ++c) {{ const int64_t ci = g * {D(cig)} + c; "
+        f"{' '.join(loops)} {inner} {'}' * nd} }}"
+    )
+    return m.render(f"{py}[o] = ({compute_type(y.type.dtype)})acc;")
+
+
+def _lowest(dt: DType) -> str:
+    if dt.is_float:
+        return "-INFINITY"
+    return INT_MIN[dt.bits] if dt.is_signed else "0"
+
+
+@C.emits(MaxPool, AvgPool)
+def pool(k: Kernel, node: Node) -> str:
+    x, y = node.inputs[0], node.outputs[0]
+    op = node.op
+    nd = len(op.kernel)  # type: ignore[attr-defined]
+    kern, s, dil, pb, pe = op._attrs(nd)  # type: ignore[attr-defined]
+    lead = x.type.rank - nd
+    m = MapBuilder(k, list(y.type.shape), grain=256)
+    px, py = m.pointer(x), m.pointer(y, const=False)
+    D = k.dim
+    xst = strides(x.type.shape)
+    t = compute_type(x.type.dtype)
+    base = " + ".join([f"i{a} * {D(xst[a])}" for a in range(lead)]) or "0"
+    m.body.append(f"const int64_t base = {base};")
+    loops, xo = [], []
+    for i in range(nd):
+        a = lead + i
+        loops.append(
+            f"for (int64_t k{i} = 0; k{i} < {kern[i]}; ++k{i}) {{ const int64_t p{i} = "
+            f"i{a} * {s[i]} + k{i} * {dil[i]} - {pb[i]}; if (p{i} < 0 || p{i} >= "
+            f"{D(x.type.shape[a])}) continue;"
+        )
+        xo.append(f"p{i} * {D(xst[a])}")
+    v = f"{px}[base + {' + '.join(xo)}]"
+    close = "}" * nd
+    if isinstance(op, MaxPool):
+        step = (
+            f"{{ const {t} v = {v}; acc = (acc != acc || acc > v) ? acc : v; }}"
+            if x.type.dtype.is_float
+            else f"{{ const {t} v = {v}; acc = acc > v ? acc : v; }}"
+        )
+        m.body.append(f"{t} acc = {_lowest(x.type.dtype)};")
+        m.body.append(f"{' '.join(loops)} {step} {close}")
+        return m.render(f"{py}[o] = acc;")
+    m.body.append("double acc = 0;")
+    m.body.append(f"{' '.join(loops)} acc += {v}; {close}")
+    counts = []
+    for i in range(nd):
+        a = lead + i
+        lo, hi = (
+            (f"-{pb[i]}", f"{D(x.type.shape[a])} + {pe[i]}")
+            if op.count_include_pad
+            else (  # type: ignore[attr-defined]
+                "0",
+                D(x.type.shape[a]),
+            )
+        )
+        m.body.append(
+            f"int64_t n{i} = 0; for (int64_t k{i} = 0; k{i} < {kern[i]}; ++k{i}) {{ "
+            f"const int64_t p = i{a} * {s[i]} + k{i} - {pb[i]}; n{i} += p >= {lo} && p < {hi}; }}"
+        )
+        counts.append(f"({t})n{i}")
+    return m.render(f"{py}[o] = ({t})(({t})acc / ({' * '.join(counts)}));")
+
+
+@C.emits(GlobalAvgPool, GlobalMaxPool)
+def global_pool(k: Kernel, node: Node) -> str:
+    x, y = node.inputs[0], node.outputs[0]
+    t = compute_type(x.type.dtype)
+    m = MapBuilder(k, list(x.type.shape[:2]), grain=16)
+    px, py = m.pointer(x), m.pointer(y, const=False)
+    n = k.dim(norm(numel(list(x.type.shape[2:]))))
+    m.body.append(f"const {t} *xr = {px} + o * {n};")
+    if isinstance(node.op, GlobalAvgPool):
+        m.body.append(f"double acc = 0; for (int64_t j = 0; j < {n}; ++j) acc += xr[j];")
+        return m.render(f"{py}[o] = ({t})(({t})acc / ({t})({n}));")
+    fl = x.type.dtype.is_float
+    step = (
+        "acc = (acc != acc || acc > xr[j]) ? acc : xr[j];"
+        if fl
+        else "acc = acc > xr[j] ? acc : xr[j];"
+    )
+    m.body.append(f"{t} acc = {_lowest(x.type.dtype)}; for (int64_t j = 0; j < {n}; ++j) {step}")
+    return m.render(f"{py}[o] = acc;")
+
+
+@C.emits(AdaptiveAvgPool, AdaptiveMaxPool)
+def adaptive_pool(k: Kernel, node: Node) -> str:
+    x, y = node.inputs[0], node.outputs[0]
+    sizes = node.op.output_size  # type: ignore[attr-defined]
+    nd = len(sizes)
+    lead = x.type.rank - nd
+    t = compute_type(x.type.dtype)
+    m = MapBuilder(k, list(y.type.shape), grain=64)
+    px, py = m.pointer(x), m.pointer(y, const=False)
+    D = k.dim
+    xst = strides(x.type.shape)
+    m.body.append(
+        f"const int64_t base = {' + '.join(f'i{a} * {D(xst[a])}' for a in range(lead)) or '0'};"
+    )
+    loops, xo, cnt = [], [], []
+    for i in range(nd):
+        a, n, o = lead + i, D(x.type.shape[lead + i]), sizes[i]
+        m.body.append(
+            f"const int64_t lo{i} = i{a} * {n} / {o}, hi{i} = ((i{a} + 1) * {n} + {o} - 1) / {o};"
+        )
+        loops.append(f"for (int64_t p{i} = lo{i}; p{i} < hi{i}; ++p{i})")
+        xo.append(f"p{i} * {D(xst[a])}")
+        cnt.append(f"(hi{i} - lo{i})")
+    v = f"{px}[base + {' + '.join(xo)}]"
+    if isinstance(node.op, AdaptiveAvgPool):
+        m.body.append(f"double acc = 0; {' '.join(loops)} acc += {v};")
+        return m.render(f"{py}[o] = ({t})(acc / (double)({' * '.join(cnt)}));")
+    fl = x.type.dtype.is_float
+    step = (
+        f"{{ const {t} v = {v}; acc = (acc != acc || acc > v) ? acc : v; }}"
+        if fl
+        else f"{{ const {t} v = {v}; acc = acc > v ? acc : v; }}"
+    )
+    m.body.append(f"{t} acc = {_lowest(x.type.dtype)}; {' '.join(loops)} {step}")
+    return m.render(f"{py}[o] = acc;")
+
+
+dataclasses  # noqa: B018

@@ -1,0 +1,75 @@
+/* lmc_kern.h - private declarations shared by the kernel library's .c files (not for generated
+ * code): the ISA's micro-kernels, blocking constants, per-thread scratch and the GEMM driver
+ * that the packed GEMM, the strided GEMM and the im2col convolution all run on. */
+#ifndef LMC_KERN_H
+#define LMC_KERN_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "lmc_kernels.h"
+#include "lmc_simd.h"
+
+#if defined(LMC_AVX512)
+#include "lmc_ukernel_avx512.h"
+#elif defined(LMC_AVX2)
+#include "lmc_ukernel_avx2.h"
+#else
+#include "lmc_ukernel_generic.h"
+#endif
+
+#define LMC_PANEL 16                 /* packed B panel width (fixed by the layout) */
+#define LMC_NR (LMC_PANEL * LMC_NP)  /* micro-tile width */
+#ifndef LMC_KC
+#define LMC_KC 512                   /* k block */
+#endif
+#ifndef LMC_MC_MAX
+#define LMC_MC_MAX (LMC_MR * 12)     /* rows per task (the packed A block stays in L2) */
+#endif
+#ifndef LMC_NC_MAX
+#define LMC_NC_MAX 256               /* columns per task */
+#endif
+
+/* Per-thread scratch, LMC_SCRATCH_FLOATS floats, 64-byte aligned (thread-local storage, so no
+ * allocation in kernels and no large stack frames: pool threads may have small stacks). */
+#define LMC_SCRATCH_FLOATS (LMC_MC_MAX * LMC_KC + LMC_KC * LMC_NC_MAX)
+float *lmc__scratch(void);
+
+static inline int64_t lmc__min(int64_t a, int64_t b) { return a < b ? a : b; }
+static inline int64_t lmc__max(int64_t a, int64_t b) { return a > b ? a : b; }
+static inline int64_t lmc__cdiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+/* fn(ctx, t0, t1) over [0, n) in chunks of `chunk` handed out dynamically (an atomic counter)
+ * to the pool's threads: a thread that is descheduled or has slower tasks delays only its
+ * current chunk, where lmc_parallel_for's static split would stall the whole call. */
+void lmc__parallel(struct lmc_pool *pool, int64_t n, int64_t chunk, lmc_task_fn fn, void *ctx);
+
+/* Packs B[k0:k0+kc, n0:n0+nc] of one batch entry into ceil(nc/16) panels [kc][16] at dst,
+ * zero-filling columns past nc. */
+typedef void (*lmc__pack_b_fn)(const void *ctx, int64_t batch, int64_t k0, int64_t kc,
+                               int64_t n0, int64_t nc, float *dst);
+
+/* C_b[M,N] = A_b[M,K] @ B_b[K,N] (+ bias_n[N]) (+ bias_m_b[M]) for b < batch, then epi per
+ * finished tile (rows reported as b * M + row). A_b = A + (b % a_mod) * a_bs, row-major with
+ * lda; B either pre-packed (bp: panel p of every batch at bp + p * K * 16) or packed per block
+ * by pack_b; C_b = C + b * c_bs; bias_m_b = bias_m + (b % bm_mod) * bm_bs. */
+typedef struct {
+  int64_t M, N, K, batch;
+  const float *A;
+  int64_t lda, a_bs, a_mod;
+  const float *bp;
+  lmc__pack_b_fn pack_b;
+  const void *bctx;
+  float *C;
+  int64_t ldc, c_bs;
+  const float *bias_n;
+  const float *bias_m;
+  int64_t bm_bs, bm_mod;
+  lmc_epilogue_fn epi;
+  void *epi_ctx;
+} lmc__gemm;
+
+void lmc__gemm_run(struct lmc_pool *pool, const lmc__gemm *g);
+
+#endif /* LMC_KERN_H */

@@ -1,0 +1,129 @@
+/* lmc_ukernel_avx512.h - AVX-512 GEMM/GEMV micro-kernels (included by lmc_kern.h only).
+ * Operands: A micro-panel packed [k][LMC_MR]; B as 16-wide panels [k][16] (the layout of
+ * lmc_gemm_pack). Micro-tile 8 x 32 = 16 zmm accumulators, two B loads and LMC_MR
+ * broadcasts per k. */
+#ifndef LMC_UKERNEL_AVX512_H
+#define LMC_UKERNEL_AVX512_H
+
+#include <immintrin.h>
+
+#ifndef LMC_MR
+#define LMC_MR 8
+#endif
+#define LMC_NP 2    /* 16-wide panels per micro-tile */
+#define LMC_GEMV_NP 4
+#define LMC_GEMV_MAXM 8 /* rows the GEMV path takes (M <= 4: 4 panels at once, else 2) */
+
+#define LMC__ALWAYS_INLINE static inline __attribute__((always_inline))
+
+/* Adds (or, when `first`, writes with bias) acc rows into c; columns beyond nr are masked. */
+LMC__ALWAYS_INLINE void lmc__uk_store(__m512 acc[LMC_MR][LMC_NP], const int np, float *c,
+                                      int64_t ldc, int64_t mr, int64_t nr, int first,
+                                      const float *bias_n, const float *bias_m) {
+  __mmask16 mk[LMC_NP];
+  __m512 bn[LMC_NP];
+  for (int p = 0; p < np; p++) {
+    int64_t w = nr - 16 * p;
+    w = w < 0 ? 0 : (w > 16 ? 16 : w);
+    mk[p] = (__mmask16)((1u << w) - 1u);
+    bn[p] = (first && bias_n) ? _mm512_maskz_loadu_ps(mk[p], bias_n + 16 * p)
+                              : _mm512_setzero_ps();
+  }
+#pragma GCC unroll 16
+  for (int i = 0; i < LMC_MR; i++) {
+    if (i >= mr) break;
+    float *ci = c + i * ldc;
+    __m512 bm = _mm512_set1_ps((first && bias_m) ? bias_m[i] : 0.0f);
+#pragma GCC unroll 4
+    for (int p = 0; p < np; p++) {
+      __m512 base = first ? _mm512_add_ps(bn[p], bm) : _mm512_maskz_loadu_ps(mk[p], ci + 16 * p);
+      _mm512_mask_storeu_ps(ci + 16 * p, mk[p], _mm512_add_ps(base, acc[i][p]));
+    }
+  }
+}
+
+LMC__ALWAYS_INLINE void lmc__uk_body(const int np, int64_t kc, const float *ap, const float *b0,
+                                     const float *b1, float *c, int64_t ldc, int64_t mr,
+                                     int64_t nr, int first, const float *bias_n,
+                                     const float *bias_m) {
+  __m512 acc[LMC_MR][LMC_NP];
+#pragma GCC unroll 16
+  for (int i = 0; i < LMC_MR; i++) {
+#pragma GCC unroll 4
+    for (int p = 0; p < np; p++) acc[i][p] = _mm512_setzero_ps();
+  }
+  for (int64_t k = 0; k < kc; k++) {
+    __m512 b[LMC_NP];
+    b[0] = _mm512_loadu_ps(b0 + 16 * k);
+    if (np > 1) b[1] = _mm512_loadu_ps(b1 + 16 * k);
+    const float *a = ap + k * LMC_MR;
+#pragma GCC unroll 16
+    for (int i = 0; i < LMC_MR; i++) {
+      __m512 ai = _mm512_set1_ps(a[i]);
+#pragma GCC unroll 4
+      for (int p = 0; p < np; p++) acc[i][p] = _mm512_fmadd_ps(ai, b[p], acc[i][p]);
+    }
+  }
+  lmc__uk_store(acc, np, c, ldc, mr, nr, first, bias_n, bias_m);
+}
+
+/* c[0:mr, 0:nr] (+)= A_panel @ B; b1 is the second panel (NULL when nr <= 16). */
+static inline void lmc__ukernel(int64_t kc, const float *ap, const float *b0, const float *b1,
+                                float *c, int64_t ldc, int64_t mr, int64_t nr, int first,
+                                const float *bias_n, const float *bias_m) {
+  if (nr > 16)
+    lmc__uk_body(2, kc, ap, b0, b1, c, ldc, mr, nr, first, bias_n, bias_m);
+  else
+    lmc__uk_body(1, kc, ap, b0, b1, c, ldc, mr, nr, first, bias_n, bias_m);
+}
+
+/* GEMV: out[i][16p + j] = sum_k a[i*lda + k] * panel_p[k][j] for i < m (1..8), p < np. */
+LMC__ALWAYS_INLINE void lmc__gemv_body(const int m, const int np, int64_t K, const float *a,
+                                       int64_t lda, const float *bp, int64_t pstride,
+                                       float *out) {
+  __m512 acc[LMC_GEMV_MAXM][LMC_GEMV_NP];
+  for (int i = 0; i < m; i++)
+    for (int p = 0; p < np; p++) acc[i][p] = _mm512_setzero_ps();
+  for (int64_t k = 0; k < K; k++) {
+    __m512 ai[LMC_GEMV_MAXM];
+    for (int i = 0; i < m; i++) ai[i] = _mm512_set1_ps(a[i * lda + k]);
+    for (int p = 0; p < np; p++) {
+      const float *b = bp + p * pstride + 16 * k;
+      __m512 bv = _mm512_loadu_ps(b);
+      for (int i = 0; i < m; i++) acc[i][p] = _mm512_fmadd_ps(ai[i], bv, acc[i][p]);
+    }
+  }
+  for (int i = 0; i < m; i++)
+    for (int p = 0; p < np; p++)
+      _mm512_storeu_ps(out + i * 16 * LMC_GEMV_NP + 16 * p, acc[i][p]);
+}
+
+#define LMC__GEMV_CASE(M, NP)                                                         \
+  case M:                                                                             \
+    for (int p = 0; p < np; p += NP) {                                                \
+      if (p + NP <= np)                                                               \
+        lmc__gemv_body(M, NP, K, a, lda, bp + p * pstride, pstride, out + 16 * p);    \
+      else                                                                            \
+        for (int q = p; q < np; q++)                                                  \
+          lmc__gemv_body(M, 1, K, a, lda, bp + q * pstride, pstride, out + 16 * q);   \
+    }                                                                                 \
+    break;
+
+/* out is [m][16 * LMC_GEMV_NP]; np <= LMC_GEMV_NP panels at stride pstride floats. */
+static inline void lmc__gemv(int m, int np, int64_t K, const float *a, int64_t lda,
+                             const float *bp, int64_t pstride, float *out) {
+  switch (m) {
+    LMC__GEMV_CASE(1, 4)
+    LMC__GEMV_CASE(2, 4)
+    LMC__GEMV_CASE(3, 4)
+    LMC__GEMV_CASE(4, 4)
+    LMC__GEMV_CASE(5, 2)
+    LMC__GEMV_CASE(6, 2)
+    LMC__GEMV_CASE(7, 2)
+    LMC__GEMV_CASE(8, 2)
+    default:
+      break;
+  }
+}
+
+#endif /* LMC_UKERNEL_AVX512_H */
