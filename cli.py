@@ -1,4 +1,5 @@
-"""The `lmc` command: read, transform and print text IR; list passes and ops.
+"""The `lmc` command: read, transform and print text IR; list passes and ops; build, run and
+benchmark artifacts and list targets (those commands live in cli_build.py and cli_run.py).
 
 Every error lmc raises on purpose (LmcError), a missing file (OSError) or a parse error ends
 in one `lmc: error: ...` message and exit status 1; `--debug` shows the traceback instead.
@@ -110,6 +111,11 @@ def _build_parser() -> argparse.ArgumentParser:
     ps.set_defaults(func=cmd_passes)
     ops = sub.add_parser("ops", parents=[common], help="list registered ops and attributes")
     ops.set_defaults(func=cmd_ops)
+
+    from . import cli_build, cli_run
+
+    cli_build.add_commands(sub, common)
+    cli_run.add_commands(sub, common)
     return p
 
 

@@ -177,11 +177,13 @@ def build_artifact(
     cache_dir: Path | None = None,
     options: dict[str, Any] | None = None,
     compile: bool = True,
+    jobs: int | None = None,
 ) -> BuildResult:
     """Build the artifact folder for `graph` (already through the target-independent passes)
     at `out_dir`. `passes_stats` (e.g. PassContext.stats of the frontend pipeline) goes into
     the manifest with the backend passes' own. Options: kernels (default true: call the kernel
-    library; false: plain loops only), epilogues (kernel grouping)."""
+    library; false: plain loops only), epilogues (kernel grouping). `jobs` caps the parallel
+    compiler processes (default: one per core)."""
     t = parse_target(target)
     if t.kind != "c":
         raise TargetError(f"build_artifact builds C targets; {t} is a {t.kind} target")
@@ -193,7 +195,7 @@ def build_artifact(
     final.parent.mkdir(parents=True, exist_ok=True)
     out = Path(tempfile.mkdtemp(prefix=f".{final.name}.lmc-", dir=final.parent))
     try:
-        g, plan, stats = _build_into(out, graph, t, tc, opts, say, passes_stats, cache_dir)
+        g, plan, stats = _build_into(out, graph, t, tc, opts, say, passes_stats, cache_dir, jobs)
         art.prepare_output_dir(final, force=force)
         for child in sorted(out.iterdir()):
             shutil.move(str(child), str(final / child.name))
@@ -229,10 +231,13 @@ def _build_into(
     say: Progress,
     passes_stats: dict[str, Any] | None,
     cache_dir: Path | None,
+    jobs: int | None = None,
 ):
     say("lowering for " + str(t))
     ctx = PassContext(target=t, options=dict(opts))
     g = lower(graph, t, opts, ctx)
+    for name in BACKEND_PASSES:  # per-pass times for progress readers (the CLI's stage lines)
+        say(f"pass {name} took {ctx.timings.get(name, 0.0):.6f} s")
     say("writing weights")
     blobs = weight_blobs(g, opts["kernels"])
     written = art.write_weights(out / art.WEIGHTS, blobs)
@@ -264,7 +269,14 @@ def _build_into(
     if tc is not None:
         with tempfile.TemporaryDirectory(prefix="lmc-build-") as tmp:
             objs = compile_objects(
-                tc, src, sources, Path(tmp), say, cache_dir, cacheable=lambda s: s != MODEL_SOURCE
+                tc,
+                src,
+                sources,
+                Path(tmp),
+                say,
+                cache_dir,
+                cacheable=lambda s: s != MODEL_SOURCE,
+                jobs=jobs,
             )
             link(tc, objs, lib / "liblmc_model.so", lib / "liblmc_model.a", say)
     stats = {**(passes_stats or {}), **ctx.stats}

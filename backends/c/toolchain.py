@@ -127,10 +127,12 @@ def compile_objects(
     progress: Progress | None = None,
     cache_dir: Path | None = None,
     cacheable: Callable[[str], bool] = lambda s: False,
+    jobs: int | None = None,
 ) -> list[Path]:
     """Compile src_dir/<s> for each source into obj_dir (cwd src_dir, relative names, so
     objects do not depend on where the build runs). Sources `cacheable` says yes to are
-    reused from cache_dir when the compiler, flags and their bytes (headers included) match."""
+    reused from cache_dir when the compiler, flags and their bytes (headers included) match.
+    At most `jobs` compilers run at once (default: one per core)."""
     obj_dir.mkdir(parents=True, exist_ok=True)
     headers = sorted(src_dir.glob("*.h"))
     rel = os.path.relpath(obj_dir, src_dir)
@@ -167,7 +169,7 @@ def compile_objects(
             shutil.copyfile(o, tmp)
             os.replace(tmp, cached)
 
-    workers = max(1, min(len(todo), os.cpu_count() or 1))
+    workers = max(1, min(len(todo), jobs or os.cpu_count() or 1))
     with ThreadPoolExecutor(workers) as pool:
         for fut in [pool.submit(one, item) for item in todo]:
             fut.result()
