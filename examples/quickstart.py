@@ -1,6 +1,6 @@
 """lmc's main job on an example model: import a PyTorch model, compile it, run it, check it.
 
-    python examples/quickstart.py [--target reference|host]
+    python examples/quickstart.py [--target host|reference]
 
 The model is a small transformer encoder block (random weights, dynamic batch and sequence).
 The compiled model runs at two input shapes and is compared with PyTorch's own output.
@@ -43,7 +43,7 @@ class EncoderBlock(torch.nn.Module):
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--target", default="reference")
+    ap.add_argument("--target", default="host")
     args = ap.parse_args()
 
     torch.manual_seed(0)
