@@ -20,12 +20,17 @@ from .cli_weights import attach_weights
 from .ir import LmcError
 
 # Targets with a code generator and artifact builder in this lmc: name -> builder.
-BUILDERS = {"host": "backends/c (C99 + SIMD kernel library)"}
+BUILDERS = {
+    "host": "backends/c (C99 + SIMD kernel library)",
+    "arm64": "backends/c (NEON kernels, cross-compiled)",
+    "wasm32": "backends/c (SIMD128 kernels, clang --target=wasm32-wasi)",
+}
 # Executables a target needs (Target.toolchain / Target.runner) -> how to get them.
 TOOL_HINTS = {
     "cc": "a C compiler: Debian/Ubuntu `apt-get install gcc`, Fedora `dnf install gcc`, "
     "macOS `xcode-select --install`; or set CC",
-    "aarch64-linux-gnu-gcc": "Debian/Ubuntu `apt-get install gcc-aarch64-linux-gnu`",
+    "aarch64-linux-gnu-gcc": "Debian/Ubuntu `apt-get install gcc-aarch64-linux-gnu "
+    "libc6-dev-arm64-cross`",
     "qemu-aarch64": "Debian/Ubuntu `apt-get install qemu-user`",
     "clang": "Debian/Ubuntu `apt-get install clang` (or the wasi-sdk)",
     "wasm-ld": "Debian/Ubuntu `apt-get install lld`",
@@ -142,7 +147,7 @@ def check_buildable(spec: str) -> Any:
     ok, why = build_status(t)
     if not ok:
         raise LmcError(f"cannot build target {spec!r} here: {why}")
-    if t.name == "host":
+    if t.kind == "c":
         from .backends.c.toolchain import find_toolchain
 
         find_toolchain(t)  # ToolchainError says what to install

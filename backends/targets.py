@@ -42,6 +42,10 @@ class Target:
         return feature in self.features
 
     def __str__(self) -> str:
+        if self.name != "host" and _BASE[self.name].features - self.features:
+            for alias, (name, feats) in sorted(_ALIASES.items()):
+                if name == self.name and feats == self.features:
+                    return alias  # e.g. wasm32-nosimd rather than wasm32-simd128
         extra = sorted(self.features - _BASE[self.name].features)
         missing = sorted(_BASE[self.name].features - self.features)
         return self.name + "".join("+" + f for f in extra) + "".join("-" + f for f in missing)

@@ -189,46 +189,10 @@ class HostRunner:
             return [self._output(i) for i in range(len(self.outputs))]
 
     def _arrange(self, inputs: Sequence[Any] | Mapping[str, Any]) -> list[Any]:
-        names = [s.name for s in self.inputs]
-        if isinstance(inputs, Mapping):
-            unknown = sorted(set(inputs) - set(names))
-            if unknown:
-                raise InputError(
-                    f"unknown input(s) {', '.join(map(repr, unknown))}; the model's "
-                    f"inputs are {', '.join(names)}"
-                )
-            missing = [n for n in names if n not in inputs]
-            if missing:
-                raise InputError(f"missing input(s) {', '.join(map(repr, missing))}")
-            return [inputs[n] for n in names]
-        if len(inputs) != len(names):
-            raise InputError(
-                f"expected {len(names)} input(s) ({', '.join(names)}), got {len(inputs)}"
-            )
-        return list(inputs)
+        return arrange_inputs(self.inputs, inputs)
 
     def _prepare(self, spec: TensorSpec, x: Any, check: bool) -> np.ndarray:
-        a = np.asarray(x)
-        if check:
-            want = spec.dtype.np
-            if a.dtype != want:
-                raise InputError(
-                    f"input '{spec.name}': dtype {a.dtype}, expected {spec.dtype} "
-                    f"(numpy {want}); spec {spec}"
-                )
-            if a.ndim != len(spec.shape):
-                raise InputError(
-                    f"input '{spec.name}': rank {a.ndim} (shape {a.shape}), "
-                    f"expected {len(spec.shape)}; spec {spec}"
-                )
-            for k, (d, e) in enumerate(zip(a.shape, spec.shape)):
-                if isinstance(e, int) and d != e:
-                    raise InputError(
-                        f"input '{spec.name}' axis {k}: expected {e}, got {d}; spec {spec}"
-                    )
-            if spec.dtype is DType.bf16:
-                a = (round_to_bf16(a).view(np.uint32) >> 16).astype(np.uint16)
-        return np.ascontiguousarray(a)
+        return prepare_input(spec, x, check)
 
     def _output(self, index: int) -> np.ndarray:
         spec = self.outputs[index]
@@ -246,9 +210,7 @@ class HostRunner:
         else:
             buf = (ctypes.c_char * (count * dt.itemsize)).from_address(data.value)
             out = np.frombuffer(buf, dtype=dt).reshape(dims).copy()
-        if spec.dtype is DType.bf16:
-            out = (out.astype(np.uint32) << 16).view(np.float32)
-        return out
+        return from_storage(spec, out)
 
     def close(self) -> None:
         """Free the model (idempotent); outputs already returned stay valid."""
@@ -267,6 +229,61 @@ class HostRunner:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def arrange_inputs(
+    specs: Sequence[TensorSpec], inputs: Sequence[Any] | Mapping[str, Any]
+) -> list[Any]:
+    """Inputs by position or by name -> a list in the model's input order (every runner)."""
+    names = [s.name for s in specs]
+    if isinstance(inputs, Mapping):
+        unknown = sorted(set(inputs) - set(names))
+        if unknown:
+            raise InputError(
+                f"unknown input(s) {', '.join(map(repr, unknown))}; the model's "
+                f"inputs are {', '.join(names)}"
+            )
+        missing = [n for n in names if n not in inputs]
+        if missing:
+            raise InputError(f"missing input(s) {', '.join(map(repr, missing))}")
+        return [inputs[n] for n in names]
+    if len(inputs) != len(names):
+        raise InputError(f"expected {len(names)} input(s) ({', '.join(names)}), got {len(inputs)}")
+    return list(inputs)
+
+
+def prepare_input(spec: TensorSpec, x: Any, check: bool = True) -> np.ndarray:
+    """x checked against spec (dtype, rank, static dims; clear errors naming the input) and
+    made contiguous in its C storage form (bf16 as raw 16 bits). check=False leaves the
+    checks to the C runtime."""
+    a = np.asarray(x)
+    if check:
+        want = spec.dtype.np
+        if a.dtype != want:
+            raise InputError(
+                f"input '{spec.name}': dtype {a.dtype}, expected {spec.dtype} "
+                f"(numpy {want}); spec {spec}"
+            )
+        if a.ndim != len(spec.shape):
+            raise InputError(
+                f"input '{spec.name}': rank {a.ndim} (shape {a.shape}), "
+                f"expected {len(spec.shape)}; spec {spec}"
+            )
+        for k, (d, e) in enumerate(zip(a.shape, spec.shape)):
+            if isinstance(e, int) and d != e:
+                raise InputError(
+                    f"input '{spec.name}' axis {k}: expected {e}, got {d}; spec {spec}"
+                )
+        if spec.dtype is DType.bf16:
+            a = (round_to_bf16(a).view(np.uint32) >> 16).astype(np.uint16)
+    return np.require(a, requirements="C")  # (ascontiguousarray would make 0-d arrays 1-d)
+
+
+def from_storage(spec: TensorSpec, a: np.ndarray) -> np.ndarray:
+    """An output array in its C storage form (c_storage) -> the user-facing numpy array."""
+    if spec.dtype is DType.bf16:
+        return (a.astype(np.uint32) << 16).view(np.float32)
+    return a
 
 
 def _code_of(a: np.ndarray) -> int:

@@ -39,8 +39,28 @@ def _host(directory: Path, manifest: dict[str, Any], num_threads: int) -> Runner
     return host_runner(directory, manifest, num_threads)
 
 
+def _arm64(directory: Path, manifest: dict[str, Any], num_threads: int) -> Runner:
+    from .arm64 import arm64_runner
+
+    return arm64_runner(directory, manifest, num_threads)
+
+
+def _wasm32(directory: Path, manifest: dict[str, Any], num_threads: int) -> Runner:
+    from .wasm import wasm_runner
+
+    return wasm_runner(directory, manifest, num_threads)
+
+
 # target name (Target.name, after aliases) -> runner factory
-RUNNERS: dict[str, Callable[[Path, dict[str, Any], int], Runner]] = {"host": _host}
+RUNNERS: dict[str, Callable[[Path, dict[str, Any], int], Runner]] = {
+    "host": _host,
+    "arm64": _arm64,
+    "wasm32": _wasm32,
+}
+# target name -> what to install when its runner's tools (Target.runner) are missing
+RUN_HINTS: dict[str, str] = {
+    "arm64": "install qemu-aarch64: Debian/Ubuntu `apt-get install qemu-user`"
+}
 
 
 class LoadedModel:

@@ -45,6 +45,20 @@ command -v g++ >/dev/null 2>&1 || missing+=(g++)
 command -v make >/dev/null 2>&1 || missing+=(make)
 # pip reaches PyPI over TLS with the system's CA bundle.
 [[ -f /etc/ssl/certs/ca-certificates.crt ]] || missing+=(ca-certificates)
+# The test suite also builds and runs the cross targets: arm64 (cross gcc, qemu-aarch64) and
+# wasm32 (clang + wasm-ld + wasi-libc and its compiler runtime, run in wasmtime, node and
+# headless Chromium). `run` needs only the host compiler.
+if [[ "$mode" == test ]]; then
+  command -v aarch64-linux-gnu-gcc >/dev/null 2>&1 || missing+=(gcc-aarch64-linux-gnu)
+  [[ -f /usr/aarch64-linux-gnu/include/stdio.h ]] || missing+=(libc6-dev-arm64-cross)
+  command -v qemu-aarch64 >/dev/null 2>&1 || missing+=(qemu-user)
+  command -v clang >/dev/null 2>&1 || missing+=(clang)
+  command -v wasm-ld >/dev/null 2>&1 || missing+=(lld)
+  [[ -f /usr/include/wasm32-wasi/stdio.h ]] || missing+=(wasi-libc)
+  compgen -G '/usr/lib/llvm-*/lib/clang/*/lib/wasi/libclang_rt.builtins-wasm32.a' >/dev/null ||
+    missing+=(libclang-rt-14-dev-wasm32)
+  command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+fi
 
 if ((${#missing[@]})); then
   say "installing Debian packages: ${missing[*]}"

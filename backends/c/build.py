@@ -26,13 +26,16 @@ from ...passes.manager import PassContext, Pipeline
 from ...runtime import artifact as art
 from ..memory_plan import MemoryPlan, plan_memory, storage_bytes
 from ..targets import Target, TargetError, parse_target
+from . import arm64
 from . import group_kernels as _gk  # noqa: F401  (registers the pass)
 from . import legalize as _lg  # noqa: F401
+from . import wasm as web
 from .emit import C, WeightRef, c_external, emit_module
+from .emit_int8 import PACKED_S8, s8_packed_params
 from .emit_linalg import PACKED, packed_gemm_params
-from .packing import GEMM_LAYOUT, pack_gemm
+from .packing import GEMM_LAYOUT, GEMM_S8_LAYOUT, pack_gemm, pack_gemm_s8
 from .render import C_TEMPLATES, render
-from .toolchain import Progress, compile_objects, find_toolchain, link
+from .toolchain import Progress, compile_objects, find_toolchain, link, make_tools
 
 BACKEND_PASSES = [
     "legalize",
@@ -103,7 +106,7 @@ def make_plan(g: Graph) -> MemoryPlan:
 def weight_blobs(g: Graph, kernels: bool = True) -> dict[str, tuple[Any, dict[str, Any]]]:
     """Every blob of the weights file: plain params under their key, pre-packed GEMM weights
     under key + emit_linalg.PACKED[kind] (only the forms some kernel reads)."""
-    packed = packed_gemm_params(g, kernels)
+    packed = packed_gemm_params(g, kernels) | {(k, "s8") for k in s8_packed_params(g, kernels)}
     packed_keys = {key for key, _ in packed}
     raw_needed: set[str] = set()
     for n in g.nodes:
@@ -129,14 +132,19 @@ def weight_blobs(g: Graph, kernels: bool = True) -> dict[str, tuple[Any, dict[st
             else:
                 blobs[key] = art.blob(a, v.type.dtype)
         for kind in sorted(kind for k, kind in packed if k == key):
-            w = a.astype(np.float32) if kind == "linear" else a.astype(np.float32).T
-            meta = {"dtype": "f32", "shape": list(w.shape), "layout": GEMM_LAYOUT}
-            if key + PACKED[kind] in params:
+            suffix = PACKED_S8 if kind == "s8" else PACKED[kind]
+            if key + suffix in params:
                 raise LmcError(
-                    f"param keys {key!r} and {key + PACKED[kind]!r} collide in the "
+                    f"param keys {key!r} and {key + suffix!r} collide in the "
                     "weights file (the second names the first's packed form)"
                 )
-            blobs[key + PACKED[kind]] = (pack_gemm(np.ascontiguousarray(w)), meta)
+            if kind == "s8":  # int8 GEMM operand B [K, N]
+                meta = {"dtype": v.type.dtype.value, "shape": list(a.shape)}
+                blobs[key + suffix] = (pack_gemm_s8(a), {**meta, "layout": GEMM_S8_LAYOUT})
+                continue
+            w = a.astype(np.float32) if kind == "linear" else a.astype(np.float32).T
+            meta = {"dtype": "f32", "shape": list(w.shape), "layout": GEMM_LAYOUT}
+            blobs[key + suffix] = (pack_gemm(np.ascontiguousarray(w)), meta)
     return blobs
 
 
@@ -144,8 +152,9 @@ def _reads_packed(user: Node, v: Value) -> bool:
     """Whether `user` reads param value v only as its packed GEMM right operand."""
     from ...ir.ops.fused import FusedLinear, FusedMatmul
     from ...ir.ops.linalg import Linear, Matmul
+    from ...ir.ops.quant import MatmulInteger
 
-    if isinstance(user.op, (Linear, FusedLinear, Matmul, FusedMatmul)):
+    if isinstance(user.op, (Linear, FusedLinear, Matmul, FusedMatmul, MatmulInteger)):
         return (
             user.inputs[1] is v
             and all(x is not v for x in user.inputs[2:])
@@ -255,16 +264,24 @@ def _build_into(
     art.write_text(src / MODEL_SOURCE, code)
     sources = [MODEL_SOURCE] + sorted(n for n in source_files() if n.endswith(".c"))
     flags = list(tc.cflags) if tc else []
-    art.write_text(
-        src / "Makefile",
-        render(
-            "Makefile.j2",
-            cc="cc",
-            cflags=" ".join(flags or ["-O3", "-fPIC", "-fwrapv", "-fvisibility=hidden"]),
-            sources=sources,
-            ldlibs=" ".join(tc.ldlibs if tc else ("-lm", "-lpthread")),
-        ),
-    )
+    if arm64.is_arm64(t):
+        arm64.copy_harness_source(src)
+    make_cc, make_ar = make_tools(t)
+    if web.is_wasm(t):
+        art.write_text(src / "Makefile", web.makefile(t, tc, sources))
+    else:
+        art.write_text(
+            src / "Makefile",
+            render(
+                "Makefile.j2",
+                cc=make_cc,
+                ar=make_ar,
+                cflags=" ".join(flags or ["-O3", "-fPIC", "-fwrapv", "-fvisibility=hidden"]),
+                sources=sources,
+                ldlibs=" ".join(tc.ldlibs if tc else ("-lm", "-lpthread")),
+                harness=arm64.is_arm64(t),
+            ),
+        )
     art.write_text(out / art.IR_FILE, print_graph(g))
     if tc is not None:
         with tempfile.TemporaryDirectory(prefix="lmc-build-") as tmp:
@@ -278,7 +295,14 @@ def _build_into(
                 cacheable=lambda s: s != MODEL_SOURCE,
                 jobs=jobs,
             )
-            link(tc, objs, lib / "liblmc_model.so", lib / "liblmc_model.a", say)
+            if web.is_wasm(t):
+                web.link_module(out, tc, objs, say)
+            else:
+                link(tc, objs, lib / "liblmc_model.so", lib / "liblmc_model.a", say)
+        if arm64.is_arm64(t):
+            arm64.build_harness(out, tc, say)
+    if arm64.is_arm64(t):
+        arm64.write_readme(out, t, flags)
     stats = {**(passes_stats or {}), **ctx.stats}
     applied = list(dict.fromkeys([*(passes_stats or {}), *BACKEND_PASSES]))
     manifest = {
@@ -304,6 +328,13 @@ def _build_into(
     }
     if tc is not None:
         manifest["library"] = "lib/liblmc_model.so"
+        if arm64.is_arm64(t):
+            manifest["harness"] = arm64.HARNESS
+        if web.is_wasm(t):
+            manifest["library"] = web.MODULE
+            manifest["build"]["ldflags"] = list(tc.ldflags)
+            manifest["build"]["per_source_cflags"] = {s: list(f) for s, f in tc.per_source}
+            manifest["web"] = web.write_web(out, g, manifest)
     art.write_manifest(out, manifest)
     return g, plan, stats
 

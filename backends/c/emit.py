@@ -82,6 +82,7 @@ def _load() -> None:
         emit_conv,
         emit_elementwise,
         emit_index,
+        emit_int8,
         emit_linalg,
         emit_misc,
         emit_nn,

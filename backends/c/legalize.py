@@ -43,6 +43,7 @@ from ...ir.ops.nn import (
     RotaryEmbedding,
     Softmax,
 )
+from ...ir.ops.quant import Dequantize, LinearW4, LinearW8, LinearW8a8, Quantize
 from ...ir.ops.reduce import ArgReduce, Cumsum, Reduce
 from ...ir.ops.shape import Expand, Reshape, Transpose
 from ...ir.ops.source import Constant, Input, Param
@@ -59,7 +60,13 @@ class LegalizeError(LmcError):
 
 
 # Ops no C path covers, with the reason (the registry test checks op x backend coverage).
-UNSUPPORTED: dict[type[Op], str] = {}
+UNSUPPORTED: dict[type[Op], str] = {
+    Quantize: "C kernel not written yet (quantization ops)",
+    Dequantize: "C kernel not written yet (quantization ops)",
+    LinearW4: "C kernel not written yet (quantization ops)",
+    LinearW8: "C kernel not written yet (quantization ops)",
+    LinearW8a8: "C kernel not written yet (quantization ops)",
+}
 
 # Ops whose reference computes f16 in f32 and rounds once at the end (compute_dtype / opmath):
 # the C kernels implement them for f32 and f64 only.
@@ -262,3 +269,6 @@ def legalize(g: Graph, ctx: PassContext) -> Graph:
         lines += [f"  {node_line(n)}\n    reason: {reason}" for n, reason in bad]
         raise LegalizeError("\n".join(lines))
     return g
+
+
+from . import legalize_int8  # noqa: E402, F401  (registers its rule in RULES)

@@ -76,3 +76,39 @@ def pack_conv2d(w: np.ndarray, groups: int = 1) -> bytes:
     if groups < 1 or w.shape[0] % groups:
         raise PackingError(f"pack_conv2d: {w.shape[0]} output channels, groups={groups}")
     return np.ascontiguousarray(w).astype("<f4", copy=False).tobytes()
+
+
+# ---- int8 GEMM (lmc_int8.c) -------------------------------------------------------------------
+
+GEMM_S8_LAYOUT = "lmc.gemm_s8.panel16k4.v1"  # must equal lmc_gemm_s8_layout()
+
+
+def gemm_s8_packed_bytes(n: int, k: int) -> int:
+    """Bytes of a packed [K, N] 8-bit matmul operand (lmc_gemm_s8_packed_bytes)."""
+    if n <= 0 or k < 0:
+        return 0
+    cols = -(-n // PANEL) * PANEL
+    return cols * (-(-k // 4) * 4) + cols * 4
+
+
+def pack_gemm_s8(b: np.ndarray) -> bytes:
+    """Pack a matmul right operand B [K, N] of int8 or uint8 (y = a @ B) into GEMM_S8_LAYOUT:
+    B' = B (int8) or B - 128 (uint8, stored as B ^ 0x80); ceil(N/16) panels, each K/4 groups
+    (K padded to a multiple of 4) of 16 columns x 4 consecutive k, packed[p*Kp*16 + (k//4)*64 +
+    j*4 + k%4] = B'[k, 16p + j], zero past K and N; then int32 column sums of B' (padded to the
+    panels' width)."""
+    b = np.asarray(b)
+    if b.ndim != 2 or b.dtype not in (np.int8, np.uint8):
+        raise PackingError(f"pack_gemm_s8: expected an int8/uint8 [K, N] matrix, got {b.dtype}")
+    k, n = b.shape
+    if n == 0:
+        return b""
+    signed = b.view(np.uint8) ^ np.uint8(0x80) if b.dtype == np.uint8 else b.view(np.uint8)
+    signed = signed.view(np.int8)
+    panels, kp = -(-n // PANEL), -(-k // 4) * 4
+    padded = np.zeros((kp, panels * PANEL), np.int8)
+    padded[:k, :n] = signed
+    # [kp, P*16] -> [P, kp/4, 16, 4]
+    packed = padded.reshape(kp // 4, 4, panels, PANEL).transpose(2, 0, 3, 1)
+    colsum = padded.astype(np.int32).sum(axis=0).astype("<i4")
+    return np.ascontiguousarray(packed).tobytes() + colsum.tobytes()

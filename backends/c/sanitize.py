@@ -4,6 +4,8 @@ name like `*/ system("x"); /*` stays inert text."""
 
 from __future__ import annotations
 
+import html
+import json
 import re
 
 _IDENT_BAD = re.compile(r"[^A-Za-z0-9_]")
@@ -69,3 +71,27 @@ def c_string(text: str) -> str:
             out.append(f"\\{b:03o}")
     out.append('"')
     return "".join(out)
+
+
+# ---- web packages (wasm32): the same rule for JavaScript, TypeScript and HTML -----------------
+
+
+def js_string(text: str) -> str:
+    """A JavaScript / TypeScript string literal (with quotes): JSON with every non-ASCII
+    character and '<', '>', '&' as \\uXXXX escapes, so it stays inert inside HTML too."""
+    out = json.dumps(text, ensure_ascii=True)
+    return out.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def markup_comment(text: str) -> str:
+    """Text safe inside an HTML comment and a `//` or `/* */` comment on one line: c_comment's
+    text without '--', '<' or '>'."""
+    s = c_comment(text).replace("<", "(").replace(">", ")")
+    while "--" in s:
+        s = s.replace("--", "- -")
+    return s.rstrip("-")
+
+
+def html_text(text: str) -> str:
+    """Text for HTML element content or a quoted attribute (all markup characters escaped)."""
+    return html.escape(text, quote=True)

@@ -321,7 +321,8 @@ def _edit_manifest(d, **changes):
     [
         ({"format_version": 99}, "format version 99 is not supported"),
         ({"target": "quantum9"}, "unknown target 'quantum9'"),
-        ({"target": "wasm32"}, "cannot run 'wasm32' artifacts"),
+        ({"target": "fpga-u280"}, "cannot run 'fpga-u280' artifacts"),
+        ({"target": "wasm32"}, "liblmc_model.so is not a valid WebAssembly module"),
         ({"library": "lib/nothing.so"}, "no built library lib/nothing.so"),
         ({"library": "manifest.json"}, "not a loadable lmc model library"),
     ],

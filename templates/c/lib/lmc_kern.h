@@ -15,6 +15,10 @@
 #include "lmc_ukernel_avx512.h"
 #elif defined(LMC_AVX2)
 #include "lmc_ukernel_avx2.h"
+#elif defined(LMC_NEON)
+#include "lmc_ukernel_neon.h"
+#elif defined(LMC_WASM_SIMD)
+#include "lmc_ukernel_wasm.h"
 #else
 #include "lmc_ukernel_generic.h"
 #endif

@@ -1,8 +1,8 @@
 /* lmc_kernels.h - the hand-written C kernel library that generated code calls (copied verbatim
  * into every C artifact). The KERNELS side implements these; the CODEGEN side only calls them.
- * SIMD path chosen at build time: LMC_AVX512 (avx512f), LMC_AVX2 (avx2+fma), LMC_NEON,
- * LMC_WASM_SIMD, else portable C. Every function is correct for any sizes (including 0) and
- * any strides given; row-major, element strides.
+ * SIMD path chosen at build time: LMC_AVX512 (avx512f), LMC_AVX2 (avx2+fma), LMC_NEON (with
+ * LMC_DOTPROD for the int8 sdot kernel), LMC_WASM_SIMD, else portable C. Every function is
+ * correct for any sizes (including 0) and any strides given; row-major, element strides.
  *
  * NOTE (2026-11-23, KERNELS): clarifications and additions, all source compatible:
  *  - the scalar math functions at the end are now `static inline` definitions from lmc_math.h
@@ -12,6 +12,10 @@
  *    zero-initialize the struct and nothing changes);
  *  - conv: the packed weight layout is OIHW as given, the epilogue sees y as the matrix
  *    [N*K, OH*OW], and the workspace is 0 bytes (scratch is per-thread TLS in the library).
+ * NOTE (2026-11-23, ARM64): added the int8 GEMM (lmc_gemm_s8*, lmc_int8.c; layout
+ *  "lmc.gemm_s8.panel16k4.v1", packed by packing.pack_gemm_s8), called by the matmul_integer
+ *  emitter (emit_int8.py); NEON micro-kernels in lmc_ukernel_neon.h and an LMC_NEON branch in
+ *  lmc_simd.h. Nothing existing changed.
  * Build: compile every .c here with -O3 (gcc -O2 does not vectorize the lmc_math loops) and the
  * ISA macro plus its flags: -DLMC_AVX512 -mavx512f -mfma (add -mavx2), or -DLMC_AVX2 -mavx2
  * -mfma; no macro = portable C. Avoid -ffast-math (it breaks NaN/overflow handling in
@@ -57,6 +61,30 @@ void lmc_gemm_f32_packed(struct lmc_pool *pool, int64_t M, int64_t N, int64_t K,
 void lmc_gemm_f32(struct lmc_pool *pool, int64_t M, int64_t N, int64_t K, const float *A,
                   int64_t lda, const float *B, int64_t ldb_k, int64_t ldb_n, float *C,
                   int64_t ldc, const float *bias, lmc_epilogue_fn epi, void *epi_ctx);
+
+/* ---- int8 GEMM: C[M,N] (int32) = (A - za) @ (B - zb) (lmc_int8.c) ------------------------
+ * A is [M, K] i8 or u8 (a_u8) with leading dim lda; B is [K, N] i8 or u8 (b_u8), pre-packed by
+ * lmc_gemm_s8_pack (or backends/c/packing.py) into the layout named by lmc_gemm_s8_layout():
+ * 16-column panels of groups of 4 k, then the column sums. Zero points are int32: row m uses
+ * a_zp[m % a_zp_period], column n b_zp[n % b_zp_period] (period 1: one value; NULL: 0). The
+ * arithmetic wraps modulo 2^32 like numpy's int32 matmul of the centered operands. Paths: sdot
+ * (LMC_DOTPROD), NEON smull (LMC_NEON), AVX2, portable C; lmc_gemm_s8_path() names the one
+ * built. C must not alias A. */
+typedef struct {
+  int64_t M, N, K;
+  const void *a; int64_t lda; int a_u8;
+  const int32_t *a_zp; int64_t a_zp_period;
+  const uint8_t *b_packed; int b_u8;
+  const int32_t *b_zp; int64_t b_zp_period;
+  int32_t *c; int64_t ldc;
+} lmc_gemm_s8_args;
+const char *lmc_gemm_s8_layout(void);
+const char *lmc_gemm_s8_path(void);
+size_t lmc_gemm_s8_packed_bytes(int64_t N, int64_t K);
+/* B[k, n] is read at B[k * ldb_k + n * ldb_n] (bytes). */
+void lmc_gemm_s8_pack(int64_t N, int64_t K, const void *B, int b_u8, int64_t ldb_k,
+                      int64_t ldb_n, uint8_t *packed);
+void lmc_gemm_s8(struct lmc_pool *pool, const lmc_gemm_s8_args *g);
 
 /* ---- attention: out = softmax(q k^T * scale + mask, causal) v -------------------------------
  * Layout [B, H, S, D] with explicit element strides for every tensor (so [B, S, H, D] views

@@ -1,7 +1,8 @@
 /* lmc_simd.h - a thin f32 vector layer for the kernels that are not GEMM micro-kernels
  * (attention, row ops, GEMV tails): one type lmc_vf of LMC_VL lanes and a handful of inline
- * operations, mapped to AVX-512 (LMC_AVX512), AVX2+FMA (LMC_AVX2) or portable C whose
- * fixed-length lane loops the compiler vectorizes for whatever the target offers. */
+ * operations, mapped to AVX-512 (LMC_AVX512), AVX2+FMA (LMC_AVX2), AArch64 NEON (LMC_NEON),
+ * WebAssembly SIMD128 (LMC_WASM_SIMD) or portable C whose fixed-length lane loops the compiler
+ * vectorizes for whatever the target offers. */
 #ifndef LMC_SIMD_H
 #define LMC_SIMD_H
 
@@ -109,6 +110,116 @@ static inline lmc_vf lmc__vpow2i(lmc_vf n) {
   return _mm256_castsi256_ps(_mm256_slli_epi32(i, 23));
 }
 
+#elif defined(LMC_NEON)
+#if !defined(__ARM_NEON) || !defined(__aarch64__)
+#error "LMC_NEON needs a compiler targeting AArch64 (NEON is part of armv8-a)"
+#endif
+#include <arm_neon.h>
+#define LMC_VL 4
+#define LMC__SIMD_EXP 1 /* lmc_vexp below from the lane primitives */
+typedef float32x4_t lmc_vf;
+static inline lmc_vf lmc_vzero(void) { return vdupq_n_f32(0.0f); }
+static inline lmc_vf lmc_vset1(float x) { return vdupq_n_f32(x); }
+static inline lmc_vf lmc_vload(const float *p) { return vld1q_f32(p); }
+static inline void lmc_vstore(float *p, lmc_vf v) { vst1q_f32(p, v); }
+/* Tails: the first min(n, 4) lanes through a small buffer (other lanes read as 0). */
+static inline lmc_vf lmc_vload_n(const float *p, int64_t n) {
+  float t[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+  for (int l = 0; l < 4 && l < n; l++) t[l] = p[l];
+  return vld1q_f32(t);
+}
+static inline void lmc_vstore_n(float *p, lmc_vf v, int64_t n) {
+  float t[4];
+  vst1q_f32(t, v);
+  for (int l = 0; l < 4 && l < n; l++) p[l] = t[l];
+}
+static inline lmc_vf lmc_vadd(lmc_vf a, lmc_vf b) { return vaddq_f32(a, b); }
+static inline lmc_vf lmc_vsub(lmc_vf a, lmc_vf b) { return vsubq_f32(a, b); }
+static inline lmc_vf lmc_vmul(lmc_vf a, lmc_vf b) { return vmulq_f32(a, b); }
+static inline lmc_vf lmc_vfma(lmc_vf a, lmc_vf b, lmc_vf c) { return vfmaq_f32(c, a, b); }
+/* a > b ? a : b, b when unordered (the x86 maxps rule the other paths share; fmax would
+ * return NaN for either operand). */
+static inline lmc_vf lmc_vmax(lmc_vf a, lmc_vf b) { return vbslq_f32(vcgtq_f32(a, b), a, b); }
+static inline float lmc_vsum(lmc_vf a) { return vaddvq_f32(a); }
+static inline float lmc_vhmax(lmc_vf a) {
+  float32x2_t m = vget_low_f32(lmc_vmax(a, vextq_f32(a, a, 2)));
+  m = vbsl_f32(vcgt_f32(m, vrev64_f32(m)), m, vrev64_f32(m));
+  return vget_lane_f32(m, 0);
+}
+/* a where a > lo, else lo (NaN passes, like the other paths' exp clamps). */
+static inline lmc_vf lmc__vclamp_lo(lmc_vf a, float lo) {
+  lmc_vf l = vdupq_n_f32(lo);
+  return vbslq_f32(vcltq_f32(a, l), l, a);
+}
+static inline lmc_vf lmc__vclamp_hi(lmc_vf a, float hi) {
+  lmc_vf h = vdupq_n_f32(hi);
+  return vbslq_f32(vcgtq_f32(a, h), h, a);
+}
+static inline lmc_vf lmc__vround(lmc_vf a) { return vrndnq_f32(a); } /* ties to even */
+/* 2^n for integral n in [-126, 127] (NaN lanes convert to 0; the product stays NaN). */
+static inline lmc_vf lmc__vpow2i(lmc_vf n) {
+  int32x4_t i = vaddq_s32(vcvtnq_s32_f32(n), vdupq_n_s32(127));
+  return vreinterpretq_f32_s32(vshlq_n_s32(i, 23));
+}
+
+#elif defined(LMC_WASM_SIMD)
+#if !defined(__wasm_simd128__)
+#error "LMC_WASM_SIMD needs a compiler targeting WebAssembly SIMD128 (-msimd128)"
+#endif
+#include <wasm_simd128.h>
+#define LMC_VL 4
+#define LMC__SIMD_EXP 1 /* lmc_vexp below from the lane primitives */
+typedef v128_t lmc_vf;
+static inline lmc_vf lmc_vzero(void) { return wasm_f32x4_splat(0.0f); }
+static inline lmc_vf lmc_vset1(float x) { return wasm_f32x4_splat(x); }
+static inline lmc_vf lmc_vload(const float *p) { return wasm_v128_load(p); }
+static inline void lmc_vstore(float *p, lmc_vf v) { wasm_v128_store(p, v); }
+/* Tails: the first min(n, 4) lanes through a small buffer (other lanes read as 0). */
+static inline lmc_vf lmc_vload_n(const float *p, int64_t n) {
+  float t[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+  for (int l = 0; l < 4 && l < n; l++) t[l] = p[l];
+  return wasm_v128_load(t);
+}
+static inline void lmc_vstore_n(float *p, lmc_vf v, int64_t n) {
+  float t[4];
+  wasm_v128_store(t, v);
+  for (int l = 0; l < 4 && l < n; l++) p[l] = t[l];
+}
+static inline lmc_vf lmc_vadd(lmc_vf a, lmc_vf b) { return wasm_f32x4_add(a, b); }
+static inline lmc_vf lmc_vsub(lmc_vf a, lmc_vf b) { return wasm_f32x4_sub(a, b); }
+static inline lmc_vf lmc_vmul(lmc_vf a, lmc_vf b) { return wasm_f32x4_mul(a, b); }
+/* SIMD128 has no fused multiply-add: a product and a sum (one rounding more than FMA). */
+static inline lmc_vf lmc_vfma(lmc_vf a, lmc_vf b, lmc_vf c) {
+  return wasm_f32x4_add(wasm_f32x4_mul(a, b), c);
+}
+/* a > b ? a : b, b when unordered (the other paths' NaN rule); pmax is one x86 maxps. */
+static inline lmc_vf lmc_vmax(lmc_vf a, lmc_vf b) { return wasm_f32x4_pmax(b, a); }
+static inline float lmc_vsum(lmc_vf a) {
+  lmc_vf s = wasm_f32x4_add(a, wasm_i32x4_shuffle(a, a, 2, 3, 0, 1));
+  s = wasm_f32x4_add(s, wasm_i32x4_shuffle(s, s, 1, 0, 3, 2));
+  return wasm_f32x4_extract_lane(s, 0);
+}
+static inline float lmc_vhmax(lmc_vf a) {
+  lmc_vf s = lmc_vmax(a, wasm_i32x4_shuffle(a, a, 2, 3, 0, 1));
+  s = lmc_vmax(s, wasm_i32x4_shuffle(s, s, 1, 0, 3, 2));
+  return wasm_f32x4_extract_lane(s, 0);
+}
+/* a where a > lo, else lo (NaN passes, like the other paths' exp clamps). */
+static inline lmc_vf lmc__vclamp_lo(lmc_vf a, float lo) {
+  lmc_vf l = wasm_f32x4_splat(lo);
+  return wasm_v128_bitselect(l, a, wasm_f32x4_lt(a, l));
+}
+static inline lmc_vf lmc__vclamp_hi(lmc_vf a, float hi) {
+  lmc_vf h = wasm_f32x4_splat(hi);
+  return wasm_v128_bitselect(h, a, wasm_f32x4_gt(a, h));
+}
+static inline lmc_vf lmc__vround(lmc_vf a) { return wasm_f32x4_nearest(a); } /* ties to even */
+/* 2^n for integral n in [-126, 127] (NaN lanes: trunc_sat gives 0, the product stays NaN). */
+static inline lmc_vf lmc__vpow2i(lmc_vf n) {
+  v128_t i = wasm_i32x4_add(wasm_i32x4_trunc_sat_f32x4(n), wasm_i32x4_splat(127));
+  return wasm_i32x4_shl(i, 23);
+}
+
 #else /* portable C: fixed 8-lane loops that compilers vectorize (SSE, NEON, WASM SIMD) */
 #define LMC_VL 8
 typedef struct {
@@ -154,7 +265,7 @@ static inline float lmc_vhmax(lmc_vf a) {
 }
 #endif
 
-#if defined(LMC_AVX512) || defined(LMC_AVX2)
+#if defined(LMC_AVX512) || defined(LMC_AVX2) || defined(LMC__SIMD_EXP)
 /* e^x lane-wise, the algorithm of lmc_expf (same polynomial and clamps). */
 static inline lmc_vf lmc_vexp(lmc_vf x) {
   x = lmc__vclamp_hi(lmc__vclamp_lo(x, -104.0f), 88.76f);

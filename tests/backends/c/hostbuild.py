@@ -26,7 +26,18 @@ from tests.passes.harness import reference_runs, with_random_weights
 from tests.util import assert_close, tolerance
 
 ROOT = Path(__file__).resolve().parents[3]
-CASES = sorted((ROOT / "tests" / "cases").glob("*.lmc"))
+
+
+def _has_c_path(path: Path) -> bool:
+    """Cases using an op listed in legalize.UNSUPPORTED have no C path yet (the op x backend
+    registry test names those ops with their reasons)."""
+    from lmc.backends.c.legalize import UNSUPPORTED
+
+    g = parse_ir(path.read_text(encoding="utf-8"))
+    return not any(type(n.op) in UNSUPPORTED for n in g.nodes)
+
+
+CASES = [p for p in sorted((ROOT / "tests" / "cases").glob("*.lmc")) if _has_c_path(p)]
 CC = shutil.which("cc")
 needs_cc = pytest.mark.skipif(
     CC is None or not parse_target("host").can_run()[0],
