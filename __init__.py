@@ -18,6 +18,7 @@ __all__ = [
     "Target",
     "__version__",
     "compile",
+    "load",
     "parse_ir",
     "parse_target",
     "print_graph",

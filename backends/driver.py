@@ -52,6 +52,14 @@ class CompiledModel:
         return print_graph(self.graph)
 
     @property
+    def quant_stats(self) -> dict[str, dict[str, Any]]:
+        """Per quantized layer (weight key): kind, weight SQNR, output error / cosine on the
+        calibration data, and whether mixed precision kept it float."""
+        from ..passes.quant_layers import quant_stats
+
+        return quant_stats(self.pass_context.stats)
+
+    @property
     def input_names(self) -> list[str]:
         return [v.name or f"input{i}" for i, v in enumerate(self.graph.inputs)]
 
@@ -95,10 +103,13 @@ class CompiledModel:
 
 def available_targets() -> list[str]:
     """Targets `compile` can build and run here."""
+    from ..runtime.loader import RUNNERS
+
     out = ["reference"]
-    t = parse_target("host")
-    if t.can_build()[0] and t.can_run()[0]:
-        out.append("host")
+    for name in RUNNERS:
+        t = parse_target(name)
+        if t.can_build()[0] and t.can_run()[0]:
+            out.append(name)
     return out
 
 
@@ -111,8 +122,15 @@ def compile(
     passes: str | Sequence[str] | None = None,
     progress: Any = None,
     options: dict[str, Any] | None = None,
+    quantize: Any = None,
+    calibration: Any = None,
 ) -> CompiledModel:
-    """Import `model`, run the pass pipeline (default: DEFAULT_PIPELINE) and build `target`."""
+    """Import `model`, run the pass pipeline (default: DEFAULT_PIPELINE) and build `target`.
+
+    `quantize` (a spec such as "w4-gptq-g128" or "w8a8", see passes/quant_spec.py) appends
+    the quantization passes; `calibration` is an iterable of input samples they record
+    activations on (needed by GPTQ, static and smoothed W8A8, and the mixed-precision check).
+    """
     name = target if isinstance(target, str) else str(target)
     t = None
     if name != "reference":
@@ -120,11 +138,17 @@ def compile(
             t = parse_target(target)
         except TargetError as e:
             raise LmcError(f"{e}; available here: {', '.join(available_targets())}") from None
-        if t.kind != "c" or not t.can_run()[0]:
+        from ..runtime.loader import RUN_HINTS, RUNNERS
+
+        ok, why = t.can_run()
+        if t.kind != "c" or t.name not in RUNNERS:
             raise LmcError(
                 f"target {name!r} cannot be compiled and run here yet; available: "
                 f"{', '.join(available_targets())}"
             )
+        if not ok:
+            hint = f"; {RUN_HINTS[t.name]}" if t.name in RUN_HINTS else ""
+            raise LmcError(f"target {name!r} cannot run on this machine: {why}{hint}")
     graph, report = import_model(model, example_inputs, dynamic_shapes=dynamic_shapes)
     if passes is None:
         pipeline = Pipeline(DEFAULT_PIPELINE)
@@ -133,6 +157,10 @@ def compile(
     else:
         pipeline = Pipeline(list(passes))
     ctx = PassContext()
+    if quantize is not None or calibration is not None:
+        from ..passes.quant_spec import quantization_pipeline
+
+        pipeline = quantization_pipeline(graph, pipeline, ctx, quantize, calibration, progress)
     graph = pipeline.run(graph, ctx)
     if t is None:
         return CompiledModel(graph, name, report, ctx)
@@ -149,13 +177,13 @@ def _compile_c(
     options: dict[str, Any] | None,
 ) -> CompiledModel:
     from ..runtime.artifact import read_manifest
-    from ..runtime.host import host_runner
+    from ..runtime.loader import RUNNERS
     from .c.build import build_artifact
 
     tmp = tempfile.TemporaryDirectory(prefix="lmc-artifact-")
     out = Path(tmp.name) / "artifact"
     res = build_artifact(graph, t, out, passes_stats=ctx.stats, progress=progress, options=options)
-    runner = host_runner(out, read_manifest(out))
+    runner = RUNNERS[t.name](out, read_manifest(out), 0)  # the target's runner (lmc.load's)
     m = CompiledModel(res.graph, name, report, ctx, artifact=out, runner=runner)
     m._tmp = tmp
     weakref.finalize(m, _cleanup, runner, tmp)

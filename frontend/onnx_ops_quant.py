@@ -1,6 +1,11 @@
-"""ONNX converters for quantization: QuantizeLinear / DequantizeLinear / DynamicQuantizeLinear
-decomposed into IR elementwise ops with ONNX's exact rounding (round half to even, then
-saturate), and the integer ops MatMulInteger, ConvInteger, QLinearMatMul, QLinearConv."""
+"""ONNX converters for quantization: QuantizeLinear / DequantizeLinear as the IR's `quantize` /
+`dequantize` ops (per tensor, per axis, blocked), falling back to elementwise ops with ONNX's
+exact rounding (round half to even, then saturate) for the rest; DynamicQuantizeLinear; and the
+integer ops MatMulInteger (`matmul_integer`), ConvInteger, QLinearMatMul, QLinearConv.
+
+A DequantizeLinear of a quantized weight (an initializer) is kept as a node rather than folded
+to float, so `fuse_quantized_linear` can turn the MatMul / Gemm it feeds into a quantized
+linear."""
 
 from __future__ import annotations
 
@@ -9,6 +14,9 @@ from typing import Any
 import numpy as np
 
 from ..ir.dtypes import DType
+from ..ir.ops.quant import DEQUANT_DTYPES
+from ..ir.ops.quant import QUANT_RANGES as OP_RANGES
+from ..ir.ops.source import MAX_INLINE_CONSTANT
 from .onnx_ops import Row, cast, mk, onnx_dtype
 from .onnx_ops_ctx import OT, NodeCtx
 
@@ -20,6 +28,30 @@ QUANT_RANGES = {
     DType.i4: (-8, 7),
     DType.i32: (-(2**31), 2**31 - 1),
 }
+
+
+def _op_layout(c: NodeCtx, x: OT, scale: OT, zp: OT | None, axis: int, block: int):
+    """(axis, block, scale, zero point) for the IR ops, or None when ONNX's layout does not
+    map onto them. Scales of one element are per tensor (reshaped to scalars)."""
+    if scale.rank == 0 or (scale.rank == 1 and scale.shape[0] == 1 and not block):
+        if zp is not None and (zp.rank > 1 or zp.rank == 1 and zp.shape[0] != 1):
+            return None
+        scale = c.emit(mk("reshape", shape=()), scale) if scale.rank else scale
+        zp = c.emit(mk("reshape", shape=()), zp) if zp is not None and zp.rank else zp
+        return None, 0, scale, zp
+    if not -x.rank <= axis < x.rank:
+        return None
+    if block and scale.rank != x.rank or not block and scale.rank != 1:
+        return None
+    return axis % x.rank, block, scale, zp
+
+
+def _unfolded(c: NodeCtx, x: OT) -> OT:
+    """A large known integer tensor (a quantized weight) as a graph value, so the op reading
+    it is emitted instead of folded into a float constant."""
+    if x.const is None or x.symbolic or x.const.size <= MAX_INLINE_CONSTANT:
+        return x
+    return OT(x.dtype, x.shape, value=c.imp.value_of(x), deps=x.deps)
 
 
 def per_axis(c: NodeCtx, p: OT, x: OT, axis: int, block: int) -> OT:
@@ -66,6 +98,11 @@ def convert_quantize(c: NodeCtx) -> OT:
     else:
         target = DType.u8
     precision = onnx_dtype(c, int(c.attr("precision"))) if c.attr("precision") else None
+    if precision is None and target in OP_RANGES and x.dtype.is_float:
+        layout = _op_layout(c, x, scale, zp, axis, block)
+        if layout is not None:
+            ax, blk, sc, z = layout
+            return c.emit(mk("quantize", axis=ax, dtype=target, block=blk), x, sc, z)
     scale = per_axis(c, scale, x, axis, block)
     zp = per_axis(c, zp, x, axis, block) if zp is not None else None
     return quantize(c, x, scale, zp, target, precision)
@@ -75,6 +112,11 @@ def convert_dequantize(c: NodeCtx) -> OT:
     x, scale, zp = c.x(0), c.x(1), c.opt(2)
     axis, block = int(c.attr("axis", 1)), int(c.attr("block_size", 0))
     out = onnx_dtype(c, int(c.attr("output_dtype"))) if c.attr("output_dtype") else scale.dtype
+    if out == scale.dtype and x.dtype in DEQUANT_DTYPES and x.dtype != DType.i32:
+        layout = _op_layout(c, x, scale, zp, axis, block)
+        if layout is not None:
+            ax, blk, sc, z = layout
+            return c.emit(mk("dequantize", axis=ax, block=blk), _unfolded(c, x), sc, z)
     dx = cast(c, x, DType.f32)
     if zp is not None:
         dx = c.emit(mk("sub"), dx, cast(c, per_axis(c, zp, x, axis, block), DType.f32))
@@ -109,7 +151,16 @@ def _centered(c: NodeCtx, x: OT, zp: OT | None, row_axis: int | None) -> OT:
     return c.emit(mk("sub"), wide, z)
 
 
+def _zero_point_i32(c: NodeCtx, zp: OT | None) -> OT:
+    return c.scalar(0, DType.i32) if zp is None else cast(c, zp, DType.i32)
+
+
 def convert_matmul_integer(c: NodeCtx) -> OT:
+    a, b, za, zb = c.x(0), c.x(1), c.opt(2), c.opt(3)
+    if a.rank >= 2 and b.rank == 2 and all(z is None or z.rank <= 1 for z in (za, zb)):
+        return c.emit(
+            mk("matmul_integer"), a, _unfolded(c, b), _zero_point_i32(c, za), _zero_point_i32(c, zb)
+        )
     a = _centered(c, c.x(0), c.opt(2), -2)
     b = _centered(c, c.x(1), c.opt(3), -1)
     return c.emit(mk("matmul"), a, b)

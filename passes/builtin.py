@@ -2,7 +2,14 @@
 
 from . import (  # noqa: F401
     canonicalize,
+    collect_calibration,
     eliminate_common_subexpressions,
     eliminate_dead_nodes,
     fold_constants,
+    fuse_quantized_linear,
+    keep_sensitive_float,
+    quantize_activations,
+    quantize_weights_gptq,
+    quantize_weights_rtn,
+    smooth_activations,
 )

@@ -233,5 +233,5 @@ def _check_props(g: Graph, p: PassInfo, have: set[Prop]) -> None:
 
 def _load_builtin_passes() -> None:
     """Import the built-in pass modules (explicit list; registration happens at definition)."""
-    from . import builtin  # noqa: F401
     from ..backends.c import group_kernels, legalize  # noqa: F401  (target passes)
+    from . import builtin  # noqa: F401

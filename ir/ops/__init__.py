@@ -9,6 +9,7 @@ from . import (  # noqa: F401
     linalg,
     misc,
     nn,
+    quant,
     reduce,
     shape,
     source,

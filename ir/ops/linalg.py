@@ -86,7 +86,9 @@ class Linear(Op):
 
     def ref(self, x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:
         acc = compute_dtype(x.dtype)
-        y = np.matmul(x.astype(acc), w.astype(acc).T)
+        # Leading dims flattened: numpy's stacked matmul with a transposed operand skips BLAS.
+        x2 = x.astype(acc).reshape(-1, x.shape[-1])
+        y = np.matmul(x2, w.astype(acc).T).reshape(x.shape[:-1] + (w.shape[0],))
         if b is not None:
             y = y + b.astype(acc)
         return np.asarray(y).astype(x.dtype)

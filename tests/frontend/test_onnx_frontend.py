@@ -229,7 +229,7 @@ def test_quantize_dequantize_round_half_to_even_like_onnxruntime():
             nodes, [vi("x", F32, [12])], [vi("q", elem, [12]), vi("y", F32, [12])], [scale, zp]
         )
         g, _ = import_onnx(model)
-        assert {n.op.name for n in g.nodes} >= {"div", "round", "add", "clip", "cast"}
+        assert {n.op.name for n in g.nodes} >= {"quantize", "dequantize"}
         got, want = run(g, [x]), ort_run(model, {"x": x})
         for a, b in zip(got, want):
             assert a.dtype == b.dtype
