@@ -163,6 +163,7 @@ def build_variant(artifact: Path, work: Path) -> tuple[Path, list[str], dict[str
 
 
 def main(argv: list[str] | None = None) -> None:
+    from benchmarks.models import BackgroundLoad, wait_quiet
     from benchmarks.workloads import WORKLOADS
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -170,6 +171,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--calls", type=int, default=20)
     ap.add_argument("--top", type=int, default=25)
+    ap.add_argument("--wait-quiet", type=float, default=0.0, metavar="S", help="as in models.py")
     args = ap.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import ctypes
@@ -195,13 +197,18 @@ def main(argv: list[str] | None = None) -> None:
         for r in (runner, plain):
             r.run(arrays)
             r.run(arrays)
+        if args.wait_quiet:
+            wait_quiet(args.wait_quiet)
         cdll.lmc_prof_reset()
+        load = BackgroundLoad()
+        load.start()
         wall = {"instrumented": [], "plain": []}
         for _ in range(args.calls):
             for name, r in (("instrumented", runner), ("plain", plain)):
                 t0 = time.perf_counter()
                 r.run(arrays)
                 wall[name].append(time.perf_counter() - t0)
+        bg = load.stop()
         acc = (ctypes.c_double * len(order))()
         cdll.lmc_prof_read(acc, len(order))
         runner.close()
@@ -224,7 +231,8 @@ def main(argv: list[str] | None = None) -> None:
     print(
         f"\n{args.model}, {args.threads} thread(s), {args.calls} calls: kernels sum "
         f"{total * 1e3:.2f} ms/call; instrumented run {np.median(wall['instrumented']) * 1e3:.2f}"
-        f" ms, plain artifact {np.median(wall['plain']) * 1e3:.2f} ms (medians)\n"
+        f" ms, plain artifact {np.median(wall['plain']) * 1e3:.2f} ms (medians); other processes"
+        f" used {'?' if bg is None else f'{100 * bg:.0f}%'} of the CPUs meanwhile\n"
     )
     print(markdown_table(["kernel", "ms/call", "share", "GFLOP/s", "IR"], rows))
     summary = [
