@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .cli import _add_dynamic_arg, parse_dynamic
+from .cli_quant import add_quant_args, check_quant_args, print_quant_stats, quant_pipeline
 from .cli_weights import attach_weights
 from .ir import LmcError
 
@@ -73,6 +74,7 @@ def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     )
     b.add_argument("--no-cache", action="store_true", help="compile every source afresh")
     b.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+    add_quant_args(b)
     b.set_defaults(func=cmd_build)
 
     t = sub.add_parser(
@@ -90,6 +92,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     from .backends.c.build import build_artifact
     from .frontend import import_model
     from .passes.manager import PassContext, Pipeline
+    from .runtime.artifact import read_manifest
 
     t0 = time.perf_counter()
     target = check_buildable(args.target)
@@ -103,6 +106,7 @@ def cmd_build(args: argparse.Namespace) -> int:
         raise LmcError("--dynamic is for .onnx/.pt2 models; a .lmc graph declares its symbols")
     if args.threads is not None and args.threads < 1:
         raise LmcError(f"--threads {args.threads}: expected a positive number of jobs")
+    qspec = check_quant_args(args)
     stages = Stages(None if args.quiet else sys.stderr)
 
     stages.start("import")
@@ -116,6 +120,8 @@ def cmd_build(args: argparse.Namespace) -> int:
     pipeline = Pipeline([]) if spec == "none" else Pipeline.from_spec(spec)
     ctx = PassContext()
     before = len(g.nodes)
+    if qspec is not None:
+        pipeline = quant_pipeline(g, pipeline, ctx, qspec, args.calib, stages.progress)
     g = pipeline.run(g, ctx)
     stages.detail = f"{len(pipeline.passes)} passes, {before} -> {len(g.nodes)} nodes"
 
@@ -132,6 +138,8 @@ def cmd_build(args: argparse.Namespace) -> int:
     stages.finish()
     names = [q.name for q in pipeline.passes]
     print_build_summary(res.directory, names, time.perf_counter() - t0)
+    if qspec is not None:
+        print_quant_stats(read_manifest(res.directory).get("quant_stats", {}))
     return 0
 
 
@@ -322,7 +330,8 @@ def pass_summary(pipeline: list[str], passes: dict[str, Any]) -> str:
     parts = []
     for name in dict.fromkeys([*pipeline, *passes.get("applied", [])]):
         s = stats.get(name) or {}
-        detail = ", ".join(f"{k}={_stat(v)}" for k, v in sorted(s.items()))
+        # per-layer quantization numbers get their own report (print_quant_stats)
+        detail = ", ".join(f"{k}={_stat(v)}" for k, v in sorted(s.items()) if k != "layers")
         parts.append(f"{name} ({detail})" if detail else name)
     return "; ".join(parts) or "none"
 

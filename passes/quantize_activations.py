@@ -99,8 +99,10 @@ def quantize_activations(g: Graph, ctx: PassContext) -> Graph:
         numbers = {
             "kind": "w8a8",
             "activations": "static" if spec.act_static else "per_token",
-            "weight_sqnr_db": weight_sqnr_db(wf, g.weights[codes.node.op.key] * sw[:, None]),
         }
+        if n.op.name in ("linear", "matmul"):  # an int8 layer keeps its weight pass's SQNR
+            wq = g.weights[codes.node.op.key] * sw[:, None]
+            numbers["weight_sqnr_db"] = weight_sqnr_db(wf, wq)
         if cal is not None and name in cal.inputs:
             rows = cal.inputs[name].sample
             y = rows @ wf.T

@@ -22,23 +22,44 @@ from ...ir.ops.shape import Flatten, Reshape, Squeeze, Unsqueeze
 from ...ir.ops.source import Param
 from ...ir.printer import print_graph
 from ...ir.shapes import dim_str, shape_eq
+from ...passes import fuse_norms as _fn  # noqa: F401  (registers the pass)
+from ...passes import fuse_rotary as _fr  # noqa: F401
 from ...passes.manager import PassContext, Pipeline
+from ...passes.quant_layers import quant_stats
 from ...runtime import artifact as art
 from ..memory_plan import MemoryPlan, plan_memory, storage_bytes
 from ..targets import Target, TargetError, parse_target
 from . import arm64
+from . import fold_attention_layout as _fal  # noqa: F401
 from . import group_kernels as _gk  # noqa: F401  (registers the pass)
 from . import legalize as _lg  # noqa: F401
+from . import merge_sibling_linears as _msl  # noqa: F401
 from . import wasm as web
 from .emit import C, WeightRef, c_external, emit_module
+from .emit_conv import conv_packed_key, packed_conv_params
 from .emit_int8 import PACKED_S8, s8_packed_params
 from .emit_linalg import PACKED, packed_gemm_params
-from .packing import GEMM_LAYOUT, GEMM_S8_LAYOUT, pack_gemm, pack_gemm_s8
+from .emit_quant import quant_blobs, reads_quant_packed
+from .packing import (
+    CONV2D_LAYOUT,
+    GEMM_LAYOUT,
+    GEMM_S8_LAYOUT,
+    pack_conv2d,
+    pack_gemm,
+    pack_gemm_s8,
+)
 from .render import C_TEMPLATES, render
 from .toolchain import Progress, compile_objects, find_toolchain, link, make_tools
 
+# fuse_norms / fuse_rotary are target-independent but approximate (or rebuild cos / sin), so
+# they run here rather than in the exact default pipeline; fold_attention_layout and
+# merge_sibling_linears make ops only the C kernels take (fused_attention, linear_split).
 BACKEND_PASSES = [
+    "fuse_norms",
+    "fuse_rotary",
     "legalize",
+    "fold_attention_layout",
+    "merge_sibling_linears",
     "eliminate_common_subexpressions",
     "eliminate_dead_nodes",
     "group_kernels",
@@ -105,9 +126,13 @@ def make_plan(g: Graph) -> MemoryPlan:
 
 def weight_blobs(g: Graph, kernels: bool = True) -> dict[str, tuple[Any, dict[str, Any]]]:
     """Every blob of the weights file: plain params under their key, pre-packed GEMM weights
-    under key + emit_linalg.PACKED[kind] (only the forms some kernel reads)."""
+    under key + emit_linalg.PACKED[kind], conv weights under emit_conv.conv_packed_key (only the
+    forms some kernel reads)."""
     packed = packed_gemm_params(g, kernels) | {(k, "s8") for k in s8_packed_params(g, kernels)}
-    packed_keys = {key for key, _ in packed}
+    convs = packed_conv_params(g, kernels)  # blob key -> (param key, groups)
+    packed_keys = {key for key, _ in packed} | {key for key, _ in convs.values()}
+    quant, quant_keys = quant_blobs(g, kernels)  # quantized linears' packed weights
+    packed_keys |= quant_keys
     raw_needed: set[str] = set()
     for n in g.nodes:
         if isinstance(n.op, Param):
@@ -145,14 +170,37 @@ def weight_blobs(g: Graph, kernels: bool = True) -> dict[str, tuple[Any, dict[st
             w = a.astype(np.float32) if kind == "linear" else a.astype(np.float32).T
             meta = {"dtype": "f32", "shape": list(w.shape), "layout": GEMM_LAYOUT}
             blobs[key + suffix] = (pack_gemm(np.ascontiguousarray(w)), meta)
+        for blob_key, (_, groups) in sorted(i for i in convs.items() if i[1][0] == key):
+            if blob_key in params:
+                raise LmcError(
+                    f"param keys {key!r} and {blob_key!r} collide in the "
+                    "weights file (the second names the first's packed form)"
+                )
+            w = a.astype(np.float32)
+            w = w.reshape(w.shape[0], w.shape[1], 1, -1) if w.ndim == 3 else w  # 1-D conv
+            meta = {"dtype": "f32", "shape": list(a.shape), "layout": CONV2D_LAYOUT}
+            blobs[blob_key] = (pack_conv2d(np.ascontiguousarray(w), groups), meta)
+    for key in sorted(quant):
+        if key in params:
+            raise LmcError(f"param key {key!r} collides with a packed quantized weight's key")
+        blobs[key] = quant[key]
     return blobs
 
 
 def _reads_packed(user: Node, v: Value) -> bool:
-    """Whether `user` reads param value v only as its packed GEMM right operand."""
+    """Whether `user` reads param value v only as its packed GEMM right operand (or as the
+    pre-packed weight of a conv kernel)."""
+    if conv_packed_key(user) is not None:
+        return user.inputs[1] is v
+    if reads_quant_packed(user, v):
+        return True
     from ...ir.ops.fused import FusedLinear, FusedMatmul
     from ...ir.ops.linalg import Linear, Matmul
     from ...ir.ops.quant import MatmulInteger
+    from .emit_linear_split import split_packable
+
+    if split_packable(user):
+        return user.inputs[1] is v and all(x is not v for x in (user.inputs[0], *user.inputs[2:]))
 
     if isinstance(user.op, (Linear, FusedLinear, Matmul, FusedMatmul, MatmulInteger)):
         return (
@@ -326,6 +374,9 @@ def _build_into(
         },
         "compiler": tc.version if tc else None,
     }
+    layers = quant_stats(stats)
+    if layers:  # per quantized layer: kind, weight SQNR, output error / cosine on calibration
+        manifest["quant_stats"] = layers
     if tc is not None:
         manifest["library"] = "lib/liblmc_model.so"
         if arm64.is_arm64(t):

@@ -79,13 +79,16 @@ C = EmitterTable("c")
 def _load() -> None:
     """Import the emitter families (explicit list; each registers at definition)."""
     from . import (  # noqa: F401
+        emit_attention,
         emit_conv,
         emit_elementwise,
         emit_index,
         emit_int8,
         emit_linalg,
+        emit_linear_split,
         emit_misc,
         emit_nn,
+        emit_quant,
         emit_reduce,
         emit_shape,
     )

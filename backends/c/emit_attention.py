@@ -1,29 +1,63 @@
 """Attention for C: f32 through lmc_attention_f32 (explicit strides; batch dims beyond one are a
-loop around the call), other dtypes through a plain two-pass loop per query row."""
+loop around the call), other dtypes through a plain two-pass loop per query row. Operands and the
+result may be [..., S, H, D] views (fused_attention's *_t flags): only the strides change."""
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 from ...ir.dtypes import DType
 from ...ir.graph import Node, Value
+from ...ir.ops.lowered import FusedAttention
 from ...ir.shapes import Dim, broadcast_shapes, norm
 from .cexpr import compute_type
-from .emit import Kernel
+from .emit import C, Kernel
+from .emit_nn import F32_KERNEL, uses_kernels
 from .nd import MapBuilder, broadcast_strides
 
 
-def _layout(q: Value, kk: Value, v: Value, mask: Value | None):
+@dataclass(frozen=True)
+class Views:
+    """Which of q, k, v and the result are [..., S, H, D] (axes -3, -2 swapped)."""
+
+    q: bool = False
+    k: bool = False
+    v: bool = False
+    out: bool = False
+
+
+PLAIN = Views()
+
+
+def views_of(node: Node) -> Views:
+    op = node.op
+    if isinstance(op, FusedAttention):
+        return Views(op.q_t, op.k_t, op.v_t, op.out_t)
+    return PLAIN
+
+
+def _hs(x: Value, t: bool) -> tuple[Dim, Dim]:
+    """(heads, sequence) of x in attention's order, whatever its layout."""
+    a, b = x.type.shape[-3], x.type.shape[-2]
+    return (b, a) if t else (a, b)
+
+
+def _strides(h: Dim, s: Dim, d: Dim, t: bool) -> tuple[Dim, Dim]:
+    """(head stride, row stride) in elements of a contiguous [H, S, D] or [S, H, D] block."""
+    return (d, norm(h * d)) if t else (norm(s * d), d)
+
+
+def _layout(q: Value, kk: Value, v: Value, mask: Value | None, vw: Views = PLAIN):
     r = q.type.rank
     batch = (
         tuple(broadcast_shapes(q.type.shape[:-3], kk.type.shape[:-3], v.type.shape[:-3]) or ())
         if r >= 3
         else ()
     )
-    hq = q.type.shape[-3] if r >= 3 else 1
-    hkv = kk.type.shape[-3] if r >= 3 else 1
-    sq, d = q.type.shape[-2], q.type.shape[-1]
-    skv, dv = kk.type.shape[-2], v.type.shape[-1]
+    hq, sq = _hs(q, vw.q) if r >= 3 else (1, q.type.shape[-2])
+    hkv, skv = _hs(kk, vw.k) if r >= 3 else (1, kk.type.shape[-2])
+    d, dv = q.type.shape[-1], v.type.shape[-1]
     return batch, hq, hkv, sq, skv, d, dv
 
 
@@ -53,7 +87,8 @@ def attention_kernel(
     k: Kernel, node: Node, q: Value, kk: Value, v: Value, mask: Value | None, y: Value
 ) -> str:
     r = q.type.rank
-    batch, hq, hkv, sq, skv, d, dv = _layout(q, kk, v, mask)
+    vw = views_of(node)
+    batch, hq, hkv, sq, skv, d, dv = _layout(q, kk, v, mask, vw)
     qb = _batch_strides(q, batch, norm(hq * sq * d))
     kb = _batch_strides(kk, batch, norm(hkv * skv * d))
     vb = _batch_strides(v, batch, norm(hkv * skv * dv))
@@ -68,11 +103,16 @@ def attention_kernel(
         f"a.Skv = {D(skv)}; a.D = {D(d)}; a.Dv = {D(dv)};"
     )
     last = lambda st: D(st[-1]) if batch else "0"  # noqa: E731
-    hs = lambda n, x: D(norm(n * x)) if r >= 3 else "0"  # noqa: E731
-    s.append(f"a.q_sb = {last(qb)}; a.q_sh = {hs(sq, d)}; a.q_ss = {D(d)};")
-    s.append(f"a.k_sb = {last(kb)}; a.k_sh = {hs(skv, d)}; a.k_ss = {D(d)};")
-    s.append(f"a.v_sb = {last(vb)}; a.v_sh = {hs(skv, dv)}; a.v_ss = {D(dv)};")
-    s.append(f"a.o_sb = {last(ob)}; a.o_sh = {hs(sq, dv)}; a.o_ss = {D(dv)};")
+    for f, st, h, n, w, t in (
+        ("q", qb, hq, sq, d, vw.q),
+        ("k", kb, hkv, skv, d, vw.k),
+        ("v", vb, hkv, skv, dv, vw.v),
+        ("o", ob, hq, sq, dv, vw.out),
+    ):
+        sh, ss = _strides(h, n, w, t)
+        s.append(
+            f"a.{f}_sb = {last(st)}; a.{f}_sh = {D(sh) if r >= 3 else '0'}; a.{f}_ss = {D(ss)};"
+        )
     if mask is not None:
         kind = 1 if mask.type.dtype == DType.bool else 2
         s.append(f"a.mask_kind = {kind}; a.m_sk = {D(mst[-1])}; a.m_sq = {D(mst[-2])};")
@@ -112,7 +152,8 @@ def attention_native(
     k: Kernel, node: Node, q: Value, kk: Value, v: Value, mask: Value | None, y: Value
 ) -> str:
     r = q.type.rank
-    batch, hq, hkv, sq, skv, d, dv = _layout(q, kk, v, mask)
+    vw = views_of(node)
+    batch, hq, hkv, sq, skv, d, dv = _layout(q, kk, v, mask, vw)
     nb = len(batch)
     head = (hq,) if r >= 3 else ()
     rows = list(batch) + list(head) + [sq]
@@ -120,17 +161,23 @@ def attention_native(
     t = compute_type(q.type.dtype)
     pq, pk, pv, py = m.pointer(q), m.pointer(kk), m.pointer(v), m.pointer(y, const=False)
     D = k.dim
-    qst = _batch_strides(q, batch, norm(hq * sq * d)) + ([norm(sq * d)] if head else []) + [d]
+    qh, qs = _strides(hq, sq, d, vw.q)
+    kh_st, ks = _strides(hkv, skv, d, vw.k)
+    vh_st, vs = _strides(hkv, skv, dv, vw.v)
+    oh, os_ = _strides(hq, sq, dv, vw.out)
+    qst = _batch_strides(q, batch, norm(hq * sq * d)) + ([qh] if head else []) + [qs]
     kst = _batch_strides(kk, batch, norm(hkv * skv * d)) + ([0] if head else []) + [0]
     vst = _batch_strides(v, batch, norm(hkv * skv * dv)) + ([0] if head else []) + [0]
+    ost = _contig(batch)
+    ost = [norm(x * hq * sq * dv) for x in ost] + ([oh] if head else []) + [os_]
     iq = f"i{len(rows) - 1}"
     m.body.append(f"const int64_t qo = {_lin(k, qst)};")
     kh = "0"
     if head:
         m.body.append(f"const int64_t kh = i{nb} / ({D(hq)} / {D(hkv)});")
         kh = "kh"
-    m.body.append(f"const int64_t ko = {_lin(k, kst)} + {kh} * {D(norm(skv * d))};")
-    m.body.append(f"const int64_t vo = {_lin(k, vst)} + {kh} * {D(norm(skv * dv))};")
+    m.body.append(f"const int64_t ko = {_lin(k, kst)} + {kh} * {D(kh_st)};")
+    m.body.append(f"const int64_t vo = {_lin(k, vst)} + {kh} * {D(vh_st)};")
     score = f"acc * {_scale(k, node, d)}"
     skip = []
     if node.op.causal:  # type: ignore[attr-defined]
@@ -147,9 +194,9 @@ def attention_native(
     cond = f"if ({' || '.join(skip)}) continue; " if skip else ""
     dot = (
         f"double acc = 0; for (int64_t c = 0; c < {D(d)}; ++c) acc += (double){pq}[qo + c] * "
-        f"{pk}[ko + j * {D(d)} + c]; const double sc = {score};"
+        f"{pk}[ko + j * {D(ks)} + c]; const double sc = {score};"
     )
-    m.body.append(f"{t} *yr = {py} + o * {D(dv)};")
+    m.body.append(f"{t} *yr = {py} + {_lin(k, ost)};")
     m.body.append(
         f"double mx = -INFINITY; for (int64_t j = 0; j < {D(skv)}; ++j) {{ {cond}{dot} "
         "if (sc > mx) mx = sc; }"
@@ -158,7 +205,7 @@ def attention_native(
     m.body.append(
         f"if (mx != -INFINITY) {{ double sum = 0; for (int64_t j = 0; j < {D(skv)}; ++j) {{ {cond}"
         f"{dot} const double e = exp(sc - mx); sum += e; for (int64_t c = 0; c < {D(dv)}; ++c) "
-        f"yr[c] += ({t})(e * {pv}[vo + j * {D(dv)} + c]); }} "
+        f"yr[c] += ({t})(e * {pv}[vo + j * {D(vs)} + c]); }} "
         f"for (int64_t c = 0; c < {D(dv)}; ++c) yr[c] = ({t})(yr[c] / sum); }}"
     )
     return m.render("(void)o;")
@@ -166,3 +213,13 @@ def attention_native(
 
 def _lin(k: Kernel, st: list[Dim]) -> str:
     return " + ".join(f"i{a} * {k.dim(s)}" for a, s in enumerate(st) if s != 0) or "0"
+
+
+@C.emits(FusedAttention)
+def fused_attention(k: Kernel, node: Node) -> str:
+    q, kk, v = node.inputs[:3]
+    mask = node.inputs[3] if len(node.inputs) > 3 else None
+    y = node.outputs[0]
+    if q.type.dtype in F32_KERNEL and uses_kernels(k):
+        return attention_kernel(k, node, q, kk, v, mask, y)
+    return attention_native(k, node, q, kk, v, mask, y)

@@ -1,13 +1,16 @@
 """C emitters of convolution and pooling. f32 1-D / 2-D convs (and their fused epilogues) call
-lmc_conv2d_f32 (OIHW weights as given; a 1-D conv is a 2-D one with H = 1); other convs,
-transposed convs and every pool are plain loops over the output with the window nested."""
+lmc_conv2d_f32 (a 1-D conv is a 2-D one with H = 1) with the weight pre-packed at compile time
+when it is a param (blob key + PACKED_CONV, layout packing.CONV2D_LAYOUT) or packed at run time
+into the workspace, which also holds the zero-padded input copy the kernel packs patches from;
+f32 2-D max pools call lmc_max_pool2d_f32; other convs, transposed convs and pools are plain
+loops over the output with the window nested."""
 
 from __future__ import annotations
 
 import dataclasses
 
 from ...ir.dtypes import DType
-from ...ir.graph import Node, Value
+from ...ir.graph import Graph, Node, Value
 from ...ir.ops.conv import (
     AdaptiveAvgPool,
     AdaptiveMaxPool,
@@ -21,7 +24,8 @@ from ...ir.ops.conv import (
     spatial,
 )
 from ...ir.ops.fused import FusedConv
-from ...ir.shapes import floor_div, norm, numel
+from ...ir.ops.source import Param
+from ...ir.shapes import Dim, floor_div, norm, numel
 from .cexpr import compute_type
 from .emit import C, Kernel
 from .emit_linalg import _acc, _main, _native_with_epilogue
@@ -38,7 +42,71 @@ def _conv_attrs(op, nd: int):
     return s, d, pb, pe
 
 
-@C.emits(Conv, FusedConv)
+PACKED_CONV = "#conv"  # blob key suffix of a conv weight packed for lmc_conv2d_f32
+
+
+def _kernel_conv(node: Node) -> bool:
+    """Whether a conv node runs lmc_conv2d_f32 (when the kernel library is on)."""
+    x = node.inputs[0]
+    return x.type.dtype in F32_KERNEL and x.type.rank - 2 in (1, 2)
+
+
+def conv_packed_key(node: Node) -> str | None:
+    """The blob key of a conv's pre-packed weight: when it is a param the kernel reads only as
+    its weight (groups in the key: the layout depends on them)."""
+    if not isinstance(node.op, (Conv, FusedConv)) or not _kernel_conv(node):
+        return None
+    w = node.inputs[1]
+    if not isinstance(w.node.op, Param) or any(v is w for i, v in enumerate(node.inputs) if i != 1):
+        return None
+    groups = node.op.groups  # type: ignore[attr-defined]
+    return w.node.op.key + PACKED_CONV + (f".g{groups}" if groups != 1 else "")  # type: ignore[attr-defined]
+
+
+def packed_conv_params(g: Graph, kernels: bool = True) -> dict[str, tuple[str, int]]:
+    """Blob key -> (param key, groups) of every conv weight read pre-packed."""
+    if not kernels:
+        return {}
+    out: dict[str, tuple[str, int]] = {}
+    for n in g.nodes:
+        key = conv_packed_key(n)
+        if key is not None:
+            out[key] = (n.inputs[1].node.op.key, n.op.groups)  # type: ignore[attr-defined]
+    return out
+
+
+def _conv_dims(op, x: Value, w: Value, y: Value) -> list[tuple]:
+    """(in, kernel, out, stride, pad begin, pad end, dilation) per 2-D axis (H first)."""
+    nd = x.type.rank - 2
+    s, d, pb, pe = _conv_attrs(op, nd)
+    hw = [(1, 1, 1, 1, 0, 0, 1)] if nd == 1 else []
+    return hw + [
+        (x.type.shape[2 + i], w.type.shape[2 + i], y.type.shape[2 + i], s[i], pb[i], pe[i], d[i])
+        for i in range(nd)
+    ]
+
+
+def _conv_workspace(node: Node) -> Dim | None:
+    """Room for the weight packed at run time (when it is not a pre-packed param) and the
+    zero-padded input copy (when the conv pads): lmc_conv2d_packed_bytes rounded up to 64,
+    then at least lmc_conv2d_workspace_bytes."""
+    if not isinstance(node.op, (Conv, FusedConv)) or not _kernel_conv(node):
+        return None
+    x, w = node.inputs[:2]
+    y = node.outputs[0]
+    dims = _conv_dims(node.op, x, w, y)
+    total: Dim = norm(0)
+    if conv_packed_key(node) is None:
+        groups = node.op.groups  # type: ignore[attr-defined]
+        red = numel(list(w.type.shape[1:]))
+        total = norm((w.type.shape[0] + 15 * groups) * red * 4 + 64)
+    if any(pb or pe for _, _, _, _, pb, pe, _ in dims):
+        hp, wp = (norm((o - 1) * s + (k - 1) * d + 1) for _, k, o, s, _, _, d in dims)
+        total = norm(total + x.type.shape[0] * x.type.shape[1] * hp * wp * 4)
+    return None if total == 0 else total
+
+
+@C.emits(Conv, FusedConv, workspace=_conv_workspace)
 def conv(k: Kernel, node: Node) -> str:
     x, w = node.inputs[:2]
     y = node.outputs[0]
@@ -47,15 +115,9 @@ def conv(k: Kernel, node: Node) -> str:
     b = node.inputs[2] if has_b else None
     extras = list(node.inputs[3 if has_b else 2 :]) if isinstance(op, FusedConv) else []
     nd = x.type.rank - 2
-    s, d, pb, _ = _conv_attrs(op, nd)
-    if x.type.dtype in F32_KERNEL and nd in (1, 2) and uses_kernels(k):
+    if _kernel_conv(node) and uses_kernels(k):
         D = k.dim
-        hw = [(1, 1, 1, 1, 0, 1)] if nd == 1 else []
-        dims = hw + [
-            (x.type.shape[2 + i], w.type.shape[2 + i], y.type.shape[2 + i], s[i], pb[i], d[i])
-            for i in range(nd)
-        ]
-        (H, R, OH, sh, ph, dh), (W, S, OW, sw, pw, dw) = dims
+        (H, R, OH, sh, ph, _, dh), (W, S, OW, sw, pw, _, dw) = _conv_dims(op, x, w, y)
         shape = (
             f"{{{D(x.type.shape[0])}, {D(x.type.shape[1])}, {D(H)}, {D(W)}, {D(w.type.shape[0])}, "
             f"{D(R)}, {D(S)}, {D(OH)}, {D(OW)}, {sh}, {sw}, {ph}, {pw}, {dh}, {dw}, {op.groups}}}"
@@ -67,16 +129,23 @@ def conv(k: Kernel, node: Node) -> str:
                 k, ep, y, extras, list(y.type.shape[:2]), list(y.type.shape[2:])
             )
             epi = f"{k.name}_epi"
-        call = (
-            f"lmc_conv2d_f32(ex->pool, &cs, {k.ptr(x)}, {k.ptr(w)}, "
-            f"{k.ptr(b) if b is not None else 'NULL'}, {k.ptr(y, const=False)}, NULL, {epi}, "
+        decls = [f"const lmc_conv2d_shape cs = {shape};", "lmc_epi_ctx ectx = {ex, 0};"]
+        stmts = []
+        ws = k.workspace() if _conv_workspace(node) is not None else "NULL"
+        key = conv_packed_key(node)
+        if key is not None and key in k.mod.weights:
+            wp = f"(const float *)(ex->weights + {k.weight(key).offset})"
+        else:
+            decls.append(f"float *wp = (float *){ws};")
+            stmts.append(f"lmc_conv2d_pack(&cs, {k.ptr(w)}, wp);")
+            ws = "((uint8_t *)wp + ((lmc_conv2d_packed_bytes(&cs) + 63) & ~(size_t)63))"
+            wp = "wp"
+        stmts.append(
+            f"lmc_conv2d_f32(ex->pool, &cs, {k.ptr(x)}, {wp}, "
+            f"{k.ptr(b) if b is not None else 'NULL'}, {k.ptr(y, const=False)}, {ws}, {epi}, "
             "&ectx);"
         )
-        body = k.render(
-            "ops/values.c.j2",
-            decls=[f"const lmc_conv2d_shape cs = {shape};", "lmc_epi_ctx ectx = {ex, 0};"],
-            stmts=[call],
-        )
+        body = k.render("ops/values.c.j2", decls=decls, stmts=stmts)
         return epi_code + "\n" + body if epi_code else body
     main = _conv_native(_main(k, node), x, w, b, y, op, nd)
     return _native_with_epilogue(k, node, main, extras)
@@ -160,6 +229,21 @@ def pool(k: Kernel, node: Node) -> str:
     nd = len(op.kernel)  # type: ignore[attr-defined]
     kern, s, dil, pb, pe = op._attrs(nd)  # type: ignore[attr-defined]
     lead = x.type.rank - nd
+    if isinstance(op, MaxPool) and x.type.dtype == DType.f32 and nd in (1, 2) and uses_kernels(k):
+        D = k.dim
+        rows = [(1, 1, 1, 1, 0, 1)] if nd == 1 else []
+        (H, KH, OH, sh, ph, dh), (W, KW, OW, sw, pw, dw) = rows + [
+            (x.type.shape[lead + i], kern[i], y.type.shape[lead + i], s[i], pb[i], dil[i])
+            for i in range(nd)
+        ]
+        shape = (
+            f"{{{k.numel(list(x.type.shape[:lead]))}, {D(H)}, {D(W)}, {D(OH)}, {D(OW)}, {KH}, "
+            f"{KW}, {sh}, {sw}, {ph}, {pw}, {dh}, {dw}}}"
+        )
+        call = f"lmc_max_pool2d_f32(ex->pool, &ps, {k.ptr(x)}, {k.ptr(y, const=False)});"
+        return k.render(
+            "ops/values.c.j2", decls=[f"const lmc_pool2d_shape ps = {shape};"], stmts=[call]
+        )
     m = MapBuilder(k, list(y.type.shape), grain=256)
     px, py = m.pointer(x), m.pointer(y, const=False)
     D = k.dim

@@ -16,6 +16,7 @@ from ...ir.ops.source import Param
 from ...ir.shapes import Dim, broadcast_shapes, norm, numel
 from .cexpr import compute_type
 from .emit import C, Kernel
+from .emit_linear_split import split_packable
 from .emit_nn import F32_KERNEL, uses_kernels
 from .epilogue import epilogue_callback, epilogue_in_place
 from .nd import MapBuilder, broadcast_strides, strides
@@ -38,7 +39,7 @@ def packed_gemm_params(g: Graph, kernels: bool = True) -> set[tuple[str, str]]:
     if not kernels:
         return out
     for n in g.nodes:
-        if isinstance(n.op, (Linear, FusedLinear)):
+        if isinstance(n.op, (Linear, FusedLinear)) or split_packable(n):
             w = n.inputs[1]
             if w.type.dtype in F32_KERNEL and isinstance(w.node.op, Param):
                 out.add((w.node.op.key, "linear"))

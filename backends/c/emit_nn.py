@@ -173,6 +173,8 @@ def softmax(k: Kernel, node: Node) -> str:
 def rotary_embedding(k: Kernel, node: Node) -> str:
     x, cos, sin = node.inputs
     y = node.outputs[0]
+    if x.type.dtype == DType.f32 and uses_kernels(k):
+        return _rotary_rows(k, node)
     t = compute_type(x.type.dtype)
     r = x.type.rank
     half = cos.type.shape[-1]
@@ -201,3 +203,27 @@ def rotary_embedding(k: Kernel, node: Node) -> str:
             f"({t})({px}[o] * {pc}[cbp] + {px}[rowx + jj] * {ps}[cbp]))"
         )
     return m.render(f"{py}[o] = {value};")
+
+
+def _rotary_rows(k: Kernel, node: Node) -> str:
+    """f32: one vectorized library call per row (lmc_rotary_row_f32), cos / sin rows found
+    through their broadcast strides; parallel over rows."""
+    x, cos, sin = node.inputs
+    y = node.outputs[0]
+    half, d = cos.type.shape[-1], x.type.shape[-1]
+    rows = list(x.type.shape[:-1])
+    m = MapBuilder(k, rows + [1], grain=max(1, 16384 // max(1, _static_or(d, 64))))
+    px, pc, ps, py = m.pointer(x), m.pointer(cos), m.pointer(sin), m.pointer(y, const=False)
+    cst = [norm(s * half) for s in broadcast_strides(cos.type.shape[:-1], tuple(rows))]
+    cb = m.offset(cst + [0])
+    dd, hh = k.dim(d), k.dim(half)
+    inter = int(bool(node.op.interleaved))  # type: ignore[attr-defined]
+    m.body.append(
+        f"lmc_rotary_row_f32({px} + o * {dd}, {pc} + {cb}, {ps} + {cb}, {py} + o * {dd}, "
+        f"{hh}, {dd}, {inter});"
+    )
+    return m.render("(void)o;")
+
+
+def _static_or(d: object, default: int) -> int:
+    return d if isinstance(d, int) else default

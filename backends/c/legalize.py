@@ -31,6 +31,7 @@ from ...ir.ops.conv import (
 from ...ir.ops.elementwise import Add, Cast, Div, Mul, Sub
 from ...ir.ops.fused import FusedConv, FusedElementwise, FusedLinear, FusedMatmul
 from ...ir.ops.linalg import Einsum, Linear, Matmul, parse_einsum
+from ...ir.ops.lowered import FusedAttention, LinearSplit
 from ...ir.ops.misc import Resize, Topk
 from ...ir.ops.nn import (
     Attention,
@@ -43,7 +44,6 @@ from ...ir.ops.nn import (
     RotaryEmbedding,
     Softmax,
 )
-from ...ir.ops.quant import Dequantize, LinearW4, LinearW8, LinearW8a8, Quantize
 from ...ir.ops.reduce import ArgReduce, Cumsum, Reduce
 from ...ir.ops.shape import Expand, Reshape, Transpose
 from ...ir.ops.source import Constant, Input, Param
@@ -60,13 +60,7 @@ class LegalizeError(LmcError):
 
 
 # Ops no C path covers, with the reason (the registry test checks op x backend coverage).
-UNSUPPORTED: dict[type[Op], str] = {
-    Quantize: "C kernel not written yet (quantization ops)",
-    Dequantize: "C kernel not written yet (quantization ops)",
-    LinearW4: "C kernel not written yet (quantization ops)",
-    LinearW8: "C kernel not written yet (quantization ops)",
-    LinearW8a8: "C kernel not written yet (quantization ops)",
-}
+UNSUPPORTED: dict[type[Op], str] = {}
 
 # Ops whose reference computes f16 in f32 and rounds once at the end (compute_dtype / opmath):
 # the C kernels implement them for f32 and f64 only.
@@ -90,6 +84,8 @@ F16_IN_F32: tuple[type[Op], ...] = (
     Softmax,
     LogSoftmax,
     Attention,
+    FusedAttention,
+    LinearSplit,
     RotaryEmbedding,
     Reduce,
     ArgReduce,
@@ -271,4 +267,4 @@ def legalize(g: Graph, ctx: PassContext) -> Graph:
     return g
 
 
-from . import legalize_int8  # noqa: E402, F401  (registers its rule in RULES)
+from . import legalize_int8, legalize_quant  # noqa: E402, F401  (register their rules in RULES)

@@ -13,7 +13,7 @@ from ...ir.errors import LmcError
 
 # Must equal lmc_gemm_layout() / lmc_conv2d_layout() in templates/c/lib.
 GEMM_LAYOUT = "lmc.gemm.panel16.v1"
-CONV2D_LAYOUT = "lmc.conv2d.oihw.v1"
+CONV2D_LAYOUT = "lmc.conv2d.panel16.v2"
 PANEL = 16  # output columns per packed panel
 
 
@@ -61,21 +61,41 @@ def unpack_gemm(data: bytes, n: int, k: int) -> np.ndarray:
     return np.ascontiguousarray(a.transpose(0, 2, 1).reshape(panels * PANEL, k)[:n])
 
 
+def conv2d_direct(w_shape: tuple[int, ...], groups: int = 1) -> bool:
+    """Whether lmc_conv2d_f32 runs a conv with weight [K, C/groups, R, S] on its direct
+    (depthwise) path, which reads the weight as given: one input channel per group and at
+    most 4 output channels per group."""
+    return w_shape[1] == 1 and w_shape[0] // groups <= 4
+
+
 def conv2d_packed_bytes(w_shape: tuple[int, ...], groups: int = 1) -> int:
     """Bytes of a packed conv weight [K, C/groups, R, S] (lmc_conv2d_packed_bytes)."""
     if len(w_shape) != 4:
         raise PackingError(f"conv2d_packed_bytes: expected [K, C/groups, R, S], got {w_shape}")
-    return int(np.prod(w_shape)) * 4 if groups >= 1 else 0
+    k, cg, r, s = (int(d) for d in w_shape)
+    if groups < 1 or min(k, cg, r, s) <= 0:
+        return 0
+    if conv2d_direct(w_shape, groups):
+        return k * cg * r * s * 4
+    return groups * gemm_packed_bytes(k // groups, cg * r * s)
 
 
 def pack_conv2d(w: np.ndarray, groups: int = 1) -> bytes:
-    """Pack a conv weight [K, C/groups, R, S] (1-D convs: R = 1) into layout CONV2D_LAYOUT,
-    which is the weight itself, contiguous little-endian f32 (the kernel packs GEMM blocks
-    from it at run time, cheaply, per k block)."""
+    """Pack a conv weight [K, C/groups, R, S] (1-D convs: R = 1) into layout CONV2D_LAYOUT:
+    per group g, the GEMM layout (pack_gemm) of W_g = w[g*K/groups : (g+1)*K/groups] viewed
+    as [K/groups, C/groups*R*S] (reduction index (c*R + r)*S + s), groups one after another:
+    16-output-channel panels stored reduction-major, zero channels past K/groups. Shapes on
+    the direct path (conv2d_direct: depthwise) keep the weight itself, contiguous f32."""
     w = _f32("pack_conv2d", w, 4)
     if groups < 1 or w.shape[0] % groups:
         raise PackingError(f"pack_conv2d: {w.shape[0]} output channels, groups={groups}")
-    return np.ascontiguousarray(w).astype("<f4", copy=False).tobytes()
+    if conv2d_packed_bytes(w.shape, groups) == 0:
+        return b""
+    if conv2d_direct(w.shape, groups):
+        return np.ascontiguousarray(w).astype("<f4", copy=False).tobytes()
+    kg = w.shape[0] // groups
+    flat = w.reshape(groups, kg, -1)
+    return b"".join(pack_gemm(np.ascontiguousarray(flat[g])) for g in range(groups))
 
 
 # ---- int8 GEMM (lmc_int8.c) -------------------------------------------------------------------
@@ -112,3 +132,85 @@ def pack_gemm_s8(b: np.ndarray) -> bytes:
     packed = padded.reshape(kp // 4, 4, panels, PANEL).transpose(2, 0, 3, 1)
     colsum = padded.astype(np.int32).sum(axis=0).astype("<i4")
     return np.ascontiguousarray(packed).tobytes() + colsum.tobytes()
+
+
+# ---- weight-only int4 / int8 linears (lmc_quant.c) -----------------------------------------------
+
+WQ_LAYOUT = "lmc.wq.panel16.v1"  # must equal lmc_wq_layout()
+
+
+def _wq_geometry(k: int, bits: int, group: int, has_zeros: bool) -> tuple[int, int, int, int]:
+    """(header bytes, group length, groups, bytes of a full group) of layout WQ_LAYOUT."""
+    hdr = 64 + (16 if has_zeros else 0)
+    kb, blk = (8, 64) if bits == 4 else (1, 16)
+    gl = group if group > 0 else k
+    ng = -(-k // gl) if k > 0 else 0
+    return hdr, gl, ng, hdr + -(-gl // kb) * blk
+
+
+def wq_packed_bytes(n: int, k: int, bits: int, group: int, has_zeros: bool) -> int:
+    """Bytes of a packed weight-only linear (lmc_wq_packed_bytes)."""
+    if n <= 0 or k <= 0:
+        return 0
+    hdr, gl, ng, gstride = _wq_geometry(k, bits, group, has_zeros)
+    kb, blk = (8, 64) if bits == 4 else (1, 16)
+    last = k - (ng - 1) * gl
+    return -(-n // PANEL) * ((ng - 1) * gstride + hdr + -(-last // kb) * blk)
+
+
+def pack_wq(
+    codes: np.ndarray, scales: np.ndarray, zeros: np.ndarray | None, bits: int, group: int
+) -> bytes:
+    """Pack a weight-only linear (W[n, k] = (codes[n, k] - zero[n, g]) * scales[n, g], g = k //
+    group, group 0: one group per row) into WQ_LAYOUT. `codes` are unpacked: [N, K] values 0..15
+    for bits 4 (zero 8 when `zeros` is None), i8 (no zeros) or u8 (with zeros) for bits 8.
+
+    ceil(N/16) panels of 16 rows; panel p holds, per group (the last may be shorter): 16 f32
+    scales (0 past N), with zeros 16 int8 zero bytes (int4: z; int8: z - 128), then the codes:
+    int4, ceil(len/8) blocks of 16 little-endian u32 words, word j = row 16p + j, nibble t = the
+    code of the block's k t (0 past the group or N); int8, len blocks of 16 bytes, byte j = row
+    16p + j (u8 codes stored as c - 128)."""
+    c = np.asarray(codes)
+    if c.ndim != 2 or bits not in (4, 8):
+        raise PackingError(f"pack_wq: expected [N, K] codes and bits 4 or 8, got {c.shape}, {bits}")
+    n, k = c.shape
+    has_zeros = zeros is not None
+    if n == 0 or k == 0:
+        return b""
+    hdr, gl, ng, _ = _wq_geometry(k, bits, group, has_zeros)
+    s = np.asarray(scales, np.float32).reshape(n, -1)
+    if s.shape[1] != ng:
+        raise PackingError(f"pack_wq: {s.shape[1]} scale groups, {ng} needed (group={group})")
+    panels = -(-n // PANEL)
+    rows = panels * PANEL
+    sp = np.zeros((rows, ng), "<f4")
+    sp[:n] = s
+    if bits == 4:
+        cv = np.zeros((rows, k), np.uint32)
+        cv[:n] = c.astype(np.uint32) & 15
+    else:
+        cv = np.zeros((rows, k), np.int8)
+        cv[:n] = c.view(np.uint8) ^ np.uint8(0x80) if c.dtype == np.uint8 else c.view(np.int8)
+    if has_zeros:
+        z = np.asarray(zeros).reshape(n, -1).astype(np.int16)
+        zp = np.zeros((rows, ng), np.int8)
+        zp[:n] = (z if bits == 4 else z - 128).astype(np.int8)
+    parts = []
+    for p in range(panels):
+        r0 = p * PANEL
+        for gi in range(ng):
+            k0, k1 = gi * gl, min(k, (gi + 1) * gl)
+            parts.append(sp[r0 : r0 + PANEL, gi].tobytes())
+            if has_zeros:
+                parts.append(zp[r0 : r0 + PANEL, gi].tobytes())
+            block = cv[r0 : r0 + PANEL, k0:k1]  # [16, len]
+            if bits == 4:
+                nb = -(-(k1 - k0) // 8)
+                padded = np.zeros((PANEL, nb * 8), np.uint32)
+                padded[:, : k1 - k0] = block
+                nib = padded.reshape(PANEL, nb, 8) << (4 * np.arange(8, dtype=np.uint32))
+                words = np.bitwise_or.reduce(nib, axis=2).T  # [nb, 16]
+                parts.append(np.ascontiguousarray(words).astype("<u4").tobytes())
+            else:
+                parts.append(np.ascontiguousarray(block.T).tobytes())
+    return b"".join(parts)

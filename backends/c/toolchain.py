@@ -78,6 +78,7 @@ def isa_flags(target: Target) -> list[str]:
         out += ["-DLMC_AVX512", "-mavx512f", "-mavx2", "-mfma"]
         out += ["-mavx512bw"] if "avx512bw" in f else []
         out += ["-mavx512vl"] if "avx512vl" in f else []
+        out += ["-mavx512vnni"] if "avx512vnni" in f else []  # the W8A8 vpdpbusd kernel
     elif "avx2" in f and "fma" in f:
         out += ["-DLMC_AVX2", "-mavx2", "-mfma"]
     if "f16c" in f:

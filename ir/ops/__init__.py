@@ -7,6 +7,7 @@ from . import (  # noqa: F401
     fused,
     index,
     linalg,
+    lowered,
     misc,
     nn,
     quant,

@@ -257,6 +257,29 @@ static void lmc__attn_lanes(const lmc_attention_args *a, int64_t b, int64_t h, i
   }
 }
 
+/* With a mask: 1 + the last key that some query of the block keeps (a causal mask given as
+ * data, as HF builds it, then costs what `causal` costs). Keys past it would only add exp(-inf)
+ * = 0 terms, so the result is unchanged. */
+static int64_t lmc__attn_mask_end(const lmc_attention_args *a, int64_t b, int64_t h, int64_t i0,
+                                  int64_t bq, int64_t jend) {
+  if (a->mask_kind == 0) return jend;
+  const float ninf = -__builtin_inff();
+  int64_t base = b * a->m_sb + h * a->m_sh + i0 * a->m_sq;
+  for (; jend > 0; jend--) {
+    int64_t off = base + (jend - 1) * a->m_sk;
+    if (a->mask_kind == 1) {
+      const uint8_t *m = (const uint8_t *)a->mask + off;
+      for (int64_t i = 0; i < bq; i++)
+        if (m[i * a->m_sq]) return jend;
+    } else {
+      const float *m = (const float *)a->mask + off;
+      for (int64_t i = 0; i < bq; i++)
+        if (m[i * a->m_sq] != ninf) return jend;
+    }
+  }
+  return 0;
+}
+
 static void lmc__attn_task(void *ctx, int64_t t0, int64_t t1) {
   const lmc__attn_plan *pl = (const lmc__attn_plan *)ctx;
   const lmc_attention_args *a = pl->a;
@@ -272,6 +295,7 @@ static void lmc__attn_task(void *ctx, int64_t t0, int64_t t1) {
     float *out = a->out + b * a->o_sb + h * a->o_sh + i0 * a->o_ss;
     int64_t jend = a->Skv; /* keys any query of the block may see */
     if (a->causal) jend = lmc__max(0, lmc__min(jend, i0 + bq + a->causal_offset));
+    jend = lmc__attn_mask_end(a, b, h, i0, bq, jend);
     if (bq > LMC_AROWS && pl->lanes_fit)
       lmc__attn_lanes(a, b, h, i0, bq, q, k, v, out, jend);
     else

@@ -282,3 +282,81 @@ void lmc_gemm_f32(struct lmc_pool *pool, int64_t M, int64_t N, int64_t K, const 
   g.epi = epi, g.epi_ctx = epi_ctx;
   lmc__gemm_run(pool, &g);
 }
+
+/* ---- several packed weights over one A (sibling linears merged at compile time) ----------- */
+
+#define LMC__MAX_PIECES 8
+
+typedef struct {
+  int64_t n;                                  /* pieces */
+  int64_t first[LMC__MAX_PIECES + 1];         /* task index where each piece's tasks start */
+  int64_t nblocks[LMC__MAX_PIECES];
+  lmc__gemm g[LMC__MAX_PIECES];               /* GEMM path */
+  lmc__gemv_plan v[LMC__MAX_PIECES];          /* GEMV path */
+  int64_t MC, NC[LMC__MAX_PIECES];
+  int gemv;
+} lmc__multi_plan;
+
+static void lmc__multi_task(void *ctx, int64_t t0, int64_t t1) {
+  const lmc__multi_plan *pl = (const lmc__multi_plan *)ctx;
+  int64_t p = 0;
+  for (int64_t t = t0; t < t1; t++) {
+    while (t >= pl->first[p + 1]) p++;
+    int64_t local = t - pl->first[p];
+    if (pl->gemv) {
+      lmc__gemv_task((void *)&pl->v[p], local, local + 1);
+      continue;
+    }
+    const lmc__gemm *g = &pl->g[p];
+    int64_t nb = local % pl->nblocks[p], mb = local / pl->nblocks[p];
+    int64_t m0 = mb * pl->MC, n0 = nb * pl->NC[p];
+    lmc__gemm_tile(g, 0, m0, lmc__min(pl->MC, g->M - m0), n0, lmc__min(pl->NC[p], g->N - n0));
+  }
+}
+
+void lmc_gemm_f32_packed_multi(struct lmc_pool *pool, int64_t M, int64_t K, const float *A,
+                               int64_t lda, int64_t npieces, const lmc_gemm_piece *pieces) {
+  if (M <= 0 || npieces <= 0) return;
+  if (npieces > LMC__MAX_PIECES) { /* more than the plan holds: in groups */
+    lmc_gemm_f32_packed_multi(pool, M, K, A, lda, LMC__MAX_PIECES, pieces);
+    lmc_gemm_f32_packed_multi(pool, M, K, A, lda, npieces - LMC__MAX_PIECES,
+                              pieces + LMC__MAX_PIECES);
+    return;
+  }
+  lmc__multi_plan pl;
+  memset(&pl, 0, sizeof pl);
+  pl.n = npieces;
+  pl.gemv = M <= LMC_GEMV_MAXM;
+  int64_t panels = 0;
+  for (int64_t p = 0; p < npieces; p++) panels += lmc__cdiv(lmc__max(pieces[p].N, 0), LMC_PANEL);
+  /* GEMV: panel groups sized as for one call over all the panels (about 16 tasks); GEMM: the
+   * M blocks of one call, each piece's N split as lmc__gemm_run would split it */
+  int64_t group = lmc__cdiv(lmc__cdiv(lmc__max(panels, 1), 16), LMC_GEMV_NP) * LMC_GEMV_NP;
+  pl.MC = lmc__min(lmc__cdiv(M, LMC_MR) * LMC_MR, LMC_MC_MAX);
+  int64_t mblocks = lmc__cdiv(M, pl.MC);
+  int64_t want = 2 * (int64_t)lmc_pool_size(pool);
+  int64_t split = mblocks >= want || lmc_pool_size(pool) == 1 ? 1 : lmc__cdiv(want, mblocks);
+  for (int64_t p = 0; p < npieces; p++) {
+    const lmc_gemm_piece *c = &pieces[p];
+    int64_t tasks = 0;
+    if (c->N > 0 && pl.gemv) {
+      lmc__gemv_plan v = {M, c->N, K, lda, c->ldc, group, A, c->packed, c->bias, c->C, NULL,
+                          NULL};
+      pl.v[p] = v;
+      tasks = lmc__cdiv(lmc__cdiv(c->N, LMC_PANEL), group);
+    } else if (c->N > 0) {
+      lmc__gemm *g = &pl.g[p];
+      g->M = M, g->N = c->N, g->K = K, g->batch = 1;
+      g->A = A, g->lda = lda, g->a_mod = 1;
+      g->bp = c->packed;
+      g->C = c->C, g->ldc = c->ldc;
+      g->bias_n = c->bias, g->bm_mod = 1;
+      int64_t nc = lmc__cdiv(lmc__cdiv(c->N, split), LMC_NR) * LMC_NR;
+      pl.NC[p] = lmc__max(LMC_NR, lmc__min(nc, LMC_NC_MAX));
+      pl.nblocks[p] = lmc__cdiv(c->N, pl.NC[p]);
+      tasks = mblocks * pl.nblocks[p];
+    }
+    pl.first[p + 1] = pl.first[p] + tasks;
+  }
+  lmc__parallel(pool, pl.first[npieces], 1, lmc__multi_task, &pl);
+}

@@ -1,7 +1,9 @@
 /* lmc_int8.c - int8 GEMM: C[M,N] (int32) = (A - za) @ (B - zb) for i8/u8 A and pre-packed i8/u8
  * B. u8 operands are shifted to i8 (x ^ 0x80 = x - 128) with the zero point shifted alike, so
  * every path multiplies i8 x i8: `sdot` (LMC_DOTPROD, armv8.2-a+dotprod), NEON smull+sadalp
- * (LMC_NEON), AVX2 pmaddwd (__AVX2__) or portable C; the zero points enter once per output:
+ * (LMC_NEON), AVX2 pmaddwd (__AVX2__), WASM i32x4.dot_i16x8_s (LMC_WASM_SIMD) or portable C
+ * (the micro-kernel lmc__s8_tile is shared with lmc_w8a8.c); the zero points enter once
+ * per output:
  * C = S - zb * rowsum(A) - za * colsum(B) + K * za * zb, all in wrapping 32-bit arithmetic. */
 #include "lmc_kern.h"
 
@@ -17,6 +19,9 @@
 #elif defined(__AVX2__)
 #include <immintrin.h>
 #define LMC__S8_PATH "avx2"
+#elif defined(LMC_WASM_SIMD)
+#include <wasm_simd128.h>
+#define LMC__S8_PATH "wasm"
 #else
 #define LMC__S8_PATH "portable"
 #endif
@@ -80,7 +85,7 @@ void lmc_gemm_s8_pack(int64_t N, int64_t K, const void *B, int b_u8, int64_t ldb
   vst1q_s32(acc + 16 * i + 8, c##i##2);                   \
   vst1q_s32(acc + 16 * i + 12, c##i##3)
 
-static void lmc__s8_tile(int64_t kg, const int8_t *ap, const int8_t *bp, int32_t *acc) {
+void lmc__s8_tile(int64_t kg, const int8_t *ap, const int8_t *bp, int32_t *acc) {
   int32x4_t z = vdupq_n_s32(0);
   int32x4_t c00 = z, c01 = z, c02 = z, c03 = z, c10 = z, c11 = z, c12 = z, c13 = z;
   int32x4_t c20 = z, c21 = z, c22 = z, c23 = z, c30 = z, c31 = z, c32 = z, c33 = z;
@@ -125,7 +130,7 @@ static void lmc__s8_rows2(int64_t kg, const int8_t *ap, int r, const int8_t *bp,
       vst1q_s32(acc + 16 * (r + i) + 4 * v, vpaddq_s32(lo[i][v], hi[i][v]));
 }
 
-static void lmc__s8_tile(int64_t kg, const int8_t *ap, const int8_t *bp, int32_t *acc) {
+void lmc__s8_tile(int64_t kg, const int8_t *ap, const int8_t *bp, int32_t *acc) {
   lmc__s8_rows2(kg, ap, 0, bp, acc);
   lmc__s8_rows2(kg, ap, 2, bp, acc);
 }
@@ -158,13 +163,50 @@ static void lmc__s8_rows2(int64_t kg, const int8_t *ap, int r, const int8_t *bp,
     }
 }
 
-static void lmc__s8_tile(int64_t kg, const int8_t *ap, const int8_t *bp, int32_t *acc) {
+void lmc__s8_tile(int64_t kg, const int8_t *ap, const int8_t *bp, int32_t *acc) {
+  lmc__s8_rows2(kg, ap, 0, bp, acc);
+  lmc__s8_rows2(kg, ap, 2, bp, acc);
+}
+
+#elif defined(LMC_WASM_SIMD)
+/* Two rows per pass: 16 bytes of B (4 columns x 4 k) widened to two i16x8, each dotted with the
+ * row's 4 k (as i16, twice): lanes [c(k0+k1), c(k2+k3)] for two columns; the pairs are added at
+ * the end. */
+static void lmc__s8_rows2(int64_t kg, const int8_t *ap, int r, const int8_t *bp, int32_t *acc) {
+  v128_t s[2][8];
+  for (int i = 0; i < 2; i++)
+    for (int v = 0; v < 8; v++) s[i][v] = wasm_i32x4_splat(0);
+  for (int64_t g = 0; g < kg; g++) {
+    int32_t w0, w1;
+    memcpy(&w0, ap + 16 * g + 4 * r, 4);
+    memcpy(&w1, ap + 16 * g + 4 * r + 4, 4);
+    v128_t a0 = wasm_i16x8_extend_low_i8x16(wasm_i32x4_splat(w0));
+    v128_t a1 = wasm_i16x8_extend_low_i8x16(wasm_i32x4_splat(w1));
+    for (int v = 0; v < 4; v++) {
+      v128_t b = wasm_v128_load(bp + 64 * g + 16 * v);
+      v128_t lo = wasm_i16x8_extend_low_i8x16(b), hi = wasm_i16x8_extend_high_i8x16(b);
+      s[0][2 * v] = wasm_i32x4_add(s[0][2 * v], wasm_i32x4_dot_i16x8(lo, a0));
+      s[0][2 * v + 1] = wasm_i32x4_add(s[0][2 * v + 1], wasm_i32x4_dot_i16x8(hi, a0));
+      s[1][2 * v] = wasm_i32x4_add(s[1][2 * v], wasm_i32x4_dot_i16x8(lo, a1));
+      s[1][2 * v + 1] = wasm_i32x4_add(s[1][2 * v + 1], wasm_i32x4_dot_i16x8(hi, a1));
+    }
+  }
+  for (int i = 0; i < 2; i++)
+    for (int v = 0; v < 4; v++) {
+      v128_t x = s[i][2 * v], y = s[i][2 * v + 1];
+      v128_t c = wasm_i32x4_add(wasm_i32x4_shuffle(x, y, 0, 2, 4, 6),
+                                wasm_i32x4_shuffle(x, y, 1, 3, 5, 7));
+      wasm_v128_store(acc + 16 * (r + i) + 4 * v, c);
+    }
+}
+
+void lmc__s8_tile(int64_t kg, const int8_t *ap, const int8_t *bp, int32_t *acc) {
   lmc__s8_rows2(kg, ap, 0, bp, acc);
   lmc__s8_rows2(kg, ap, 2, bp, acc);
 }
 
 #else
-static void lmc__s8_tile(int64_t kg, const int8_t *ap, const int8_t *bp, int32_t *acc) {
+void lmc__s8_tile(int64_t kg, const int8_t *ap, const int8_t *bp, int32_t *acc) {
   int32_t t[LMC_S8_MR * 16];
   for (int i = 0; i < LMC_S8_MR * 16; i++) t[i] = 0;
   for (int64_t g = 0; g < kg; g++) {

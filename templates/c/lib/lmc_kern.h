@@ -44,6 +44,16 @@ static inline int64_t lmc__min(int64_t a, int64_t b) { return a < b ? a : b; }
 static inline int64_t lmc__max(int64_t a, int64_t b) { return a > b ? a : b; }
 static inline int64_t lmc__cdiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
+/* Sliding windows: the first o in [0, out) with o*stride + off >= 0 (*lo), and one past the
+ * last with o*stride + off < len (*hi, >= *lo). */
+static inline void lmc__valid_range(int64_t off, int64_t stride, int64_t len, int64_t out,
+                                    int64_t *lo, int64_t *hi) {
+  int64_t a = off >= 0 ? 0 : (-off + stride - 1) / stride;
+  int64_t b = len - off <= 0 ? 0 : (len - off - 1) / stride + 1;
+  *lo = lmc__min(a, out);
+  *hi = lmc__max(*lo, lmc__min(b, out));
+}
+
 /* fn(ctx, t0, t1) over [0, n) in chunks of `chunk` handed out dynamically (an atomic counter)
  * to the pool's threads: a thread that is descheduled or has slower tasks delays only its
  * current chunk, where lmc_parallel_for's static split would stall the whole call. */
@@ -75,5 +85,9 @@ typedef struct {
 } lmc__gemm;
 
 void lmc__gemm_run(struct lmc_pool *pool, const lmc__gemm *g);
+
+/* The int8 GEMM's micro-kernel (lmc_int8.c; lmc_w8a8.c's too outside x86): acc[4][16] = sum over kg
+ * groups of 4 k of A'[i][k] * B'[k][j]; ap a tile [kg][4 rows][4 k], bp a packed panel. */
+void lmc__s8_tile(int64_t kg, const int8_t *ap, const int8_t *bp, int32_t *acc);
 
 #endif /* LMC_KERN_H */

@@ -144,3 +144,34 @@ void lmc_rms_norm_f32(struct lmc_pool *pool, int64_t rows, int64_t cols, const f
   lmc__rows p = {cols, x, w, NULL, y, eps, 0};
   lmc__parallel(pool, rows, lmc__row_grain(cols), lmc__norm_task, &p);
 }
+
+/* ---- rotary embedding of one row ---------------------------------------------------------- */
+
+void lmc_rotary_row_f32(const float *x, const float *c, const float *s, float *y, int64_t half,
+                        int64_t d, int interleaved) {
+  int64_t j = 0;
+  if (interleaved) {
+    for (; j < half; j++) {
+      float a = x[2 * j], b = x[2 * j + 1];
+      y[2 * j] = a * c[j] - b * s[j];
+      y[2 * j + 1] = b * c[j] + a * s[j];
+    }
+  } else {
+    /* both halves are loaded before either is stored: y may be x */
+    for (; j + LMC_VL <= half; j += LMC_VL) {
+      lmc_vf a = lmc_vload(x + j), b = lmc_vload(x + half + j);
+      lmc_vf cv = lmc_vload(c + j), sv = lmc_vload(s + j);
+      lmc_vstore(y + j, lmc_vsub(lmc_vmul(a, cv), lmc_vmul(b, sv)));
+      lmc_vstore(y + half + j, lmc_vadd(lmc_vmul(b, cv), lmc_vmul(a, sv)));
+    }
+    if (j < half) {
+      int64_t n = half - j;
+      lmc_vf a = lmc_vload_n(x + j, n), b = lmc_vload_n(x + half + j, n);
+      lmc_vf cv = lmc_vload_n(c + j, n), sv = lmc_vload_n(s + j, n);
+      lmc_vstore_n(y + j, lmc_vsub(lmc_vmul(a, cv), lmc_vmul(b, sv)), n);
+      lmc_vstore_n(y + half + j, lmc_vadd(lmc_vmul(b, cv), lmc_vmul(a, sv)), n);
+    }
+  }
+  if (y != x)
+    for (j = 2 * half; j < d; j++) y[j] = x[j];
+}

@@ -17,8 +17,8 @@
 #define LMC__ALWAYS_INLINE static inline __attribute__((always_inline))
 
 /* Adds (or, when `first`, writes with bias) acc rows into c; columns beyond nr are masked. */
-LMC__ALWAYS_INLINE void lmc__uk_store(__m512 acc[LMC_MR][LMC_NP], const int np, float *c,
-                                      int64_t ldc, int64_t mr, int64_t nr, int first,
+LMC__ALWAYS_INLINE void lmc__uk_store(__m512 acc[LMC_MR][LMC_NP], const int m, const int np,
+                                      float *c, int64_t ldc, int64_t mr, int64_t nr, int first,
                                       const float *bias_n, const float *bias_m) {
   __mmask16 mk[LMC_NP];
   __m512 bn[LMC_NP];
@@ -30,7 +30,7 @@ LMC__ALWAYS_INLINE void lmc__uk_store(__m512 acc[LMC_MR][LMC_NP], const int np, 
                               : _mm512_setzero_ps();
   }
 #pragma GCC unroll 16
-  for (int i = 0; i < LMC_MR; i++) {
+  for (int i = 0; i < m; i++) {
     if (i >= mr) break;
     float *ci = c + i * ldc;
     __m512 bm = _mm512_set1_ps((first && bias_m) ? bias_m[i] : 0.0f);
@@ -42,13 +42,14 @@ LMC__ALWAYS_INLINE void lmc__uk_store(__m512 acc[LMC_MR][LMC_NP], const int np, 
   }
 }
 
-LMC__ALWAYS_INLINE void lmc__uk_body(const int np, int64_t kc, const float *ap, const float *b0,
-                                     const float *b1, float *c, int64_t ldc, int64_t mr,
-                                     int64_t nr, int first, const float *bias_n,
+/* m (<= LMC_MR) rows: the A micro-panel is [k][m]. */
+LMC__ALWAYS_INLINE void lmc__uk_body(const int m, const int np, int64_t kc, const float *ap,
+                                     const float *b0, const float *b1, float *c, int64_t ldc,
+                                     int64_t mr, int64_t nr, int first, const float *bias_n,
                                      const float *bias_m) {
   __m512 acc[LMC_MR][LMC_NP];
 #pragma GCC unroll 16
-  for (int i = 0; i < LMC_MR; i++) {
+  for (int i = 0; i < m; i++) {
 #pragma GCC unroll 4
     for (int p = 0; p < np; p++) acc[i][p] = _mm512_setzero_ps();
   }
@@ -56,15 +57,15 @@ LMC__ALWAYS_INLINE void lmc__uk_body(const int np, int64_t kc, const float *ap, 
     __m512 b[LMC_NP];
     b[0] = _mm512_loadu_ps(b0 + 16 * k);
     if (np > 1) b[1] = _mm512_loadu_ps(b1 + 16 * k);
-    const float *a = ap + k * LMC_MR;
+    const float *a = ap + k * m;
 #pragma GCC unroll 16
-    for (int i = 0; i < LMC_MR; i++) {
+    for (int i = 0; i < m; i++) {
       __m512 ai = _mm512_set1_ps(a[i]);
 #pragma GCC unroll 4
       for (int p = 0; p < np; p++) acc[i][p] = _mm512_fmadd_ps(ai, b[p], acc[i][p]);
     }
   }
-  lmc__uk_store(acc, np, c, ldc, mr, nr, first, bias_n, bias_m);
+  lmc__uk_store(acc, m, np, c, ldc, mr, nr, first, bias_n, bias_m);
 }
 
 /* c[0:mr, 0:nr] (+)= A_panel @ B; b1 is the second panel (NULL when nr <= 16). */
@@ -72,10 +73,25 @@ static inline void lmc__ukernel(int64_t kc, const float *ap, const float *b0, co
                                 float *c, int64_t ldc, int64_t mr, int64_t nr, int first,
                                 const float *bias_n, const float *bias_m) {
   if (nr > 16)
-    lmc__uk_body(2, kc, ap, b0, b1, c, ldc, mr, nr, first, bias_n, bias_m);
+    lmc__uk_body(LMC_MR, 2, kc, ap, b0, b1, c, ldc, mr, nr, first, bias_n, bias_m);
   else
-    lmc__uk_body(1, kc, ap, b0, b1, c, ldc, mr, nr, first, bias_n, bias_m);
+    lmc__uk_body(LMC_MR, 1, kc, ap, b0, b1, c, ldc, mr, nr, first, bias_n, bias_m);
 }
+
+#if LMC_MR == 8
+/* A second micro-tile height for callers that choose the row count per shape (convolution
+ * with pixels as rows: 7 x 7 = 49 pixels fill seven 7-row tiles exactly). */
+#define LMC_MR_ALT 7
+static inline void lmc__ukernel_alt(int64_t kc, const float *ap, const float *b0,
+                                    const float *b1, float *c, int64_t ldc, int64_t mr,
+                                    int64_t nr, int first, const float *bias_n,
+                                    const float *bias_m) {
+  if (nr > 16)
+    lmc__uk_body(7, 2, kc, ap, b0, b1, c, ldc, mr, nr, first, bias_n, bias_m);
+  else
+    lmc__uk_body(7, 1, kc, ap, b0, b1, c, ldc, mr, nr, first, bias_n, bias_m);
+}
+#endif
 
 /* GEMV: out[i][16p + j] = sum_k a[i*lda + k] * panel_p[k][j] for i < m (1..8), p < np. */
 LMC__ALWAYS_INLINE void lmc__gemv_body(const int m, const int np, int64_t K, const float *a,

@@ -14,7 +14,7 @@ from tests.backends.c.hostbuild import CASES, case_graph, retype
 from tests.backends.c.test_host_cases import BF16_CASES, NATIVE, integer_graph
 
 pytestmark = needs_arm64
-HEAVY = ["attention", "conv", "linalg", "matmul_integer", "norm"]
+HEAVY = ["attention", "conv", "linalg", "lowered", "matmul_integer", "norm"]
 
 
 def _case(name: str):

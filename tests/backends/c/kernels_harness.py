@@ -143,6 +143,27 @@ class ConvShape(C.Structure):
     _fields_ = [(n, i64) for n in CONV_FIELDS]
 
 
+POOL_FIELDS = (
+    "planes",
+    "H",
+    "W",
+    "OH",
+    "OW",
+    "KH",
+    "KW",
+    "stride_h",
+    "stride_w",
+    "pad_top",
+    "pad_left",
+    "dil_h",
+    "dil_w",
+)
+
+
+class Pool2dShape(C.Structure):
+    _fields_ = [(n, i64) for n in POOL_FIELDS]
+
+
 def ptr(a: np.ndarray | None) -> int | None:
     return None if a is None else a.ctypes.data
 
@@ -170,6 +191,7 @@ class Kernels:
             "lmc_conv2d_workspace_bytes": (C.c_size_t, [C.POINTER(ConvShape)]),
             "lmc_conv2d_pack": (None, [C.POINTER(ConvShape), fp, fp]),
             "lmc_conv2d_f32": (None, [fp, C.POINTER(ConvShape), fp, fp, fp, fp, fp, fp, fp]),
+            "lmc_max_pool2d_f32": (None, [fp, C.POINTER(Pool2dShape), fp, fp]),
             "lmc_softmax_f32": (None, [fp, i64, i64, fp, fp, C.c_int]),
             "lmc_layer_norm_f32": (None, [fp, i64, i64, fp, fp, fp, C.c_float, fp]),
             "lmc_rms_norm_f32": (None, [fp, i64, i64, fp, fp, C.c_float, fp]),

@@ -17,7 +17,7 @@ from lmc.passes import PassContext
 
 from .hostbuild import CASES, case_graph, check_host, needs_cc, retype
 
-NATIVE = ["attention", "conv", "fused", "linalg", "norm", "pool"]
+NATIVE = ["attention", "conv", "fused", "linalg", "lowered", "norm", "pool"]
 SOURCES = (Input, Param, Constant)
 
 

@@ -196,6 +196,22 @@ CONV_CASES = {
     "single_channel_direct": (1, 1, 9, 9, 2, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1),
     "deep": (1, 64, 14, 14, 160, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1),
     "tiny": (1, 1, 1, 1, 1, (1, 1), (1, 1), (0, 0, 0, 0), (1, 1), 1),
+    # the GEMM path's variants: pixels or channels on the wide side, several k / channel
+    # blocks, stride-2 patch copies, padded copies of x
+    "stem_7x7_s2": (1, 3, 30, 41, 20, (7, 7), (2, 2), (3, 3, 3, 3), (1, 1), 1),
+    "s2_wide_rows": (1, 4, 9, 70, 8, (3, 3), (2, 2), (1, 1, 1, 1), (1, 1), 1),
+    "7x7_image": (1, 24, 7, 7, 40, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1),
+    "7x7_deep": (2, 70, 7, 7, 48, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1),
+    "small_image_groups": (2, 16, 5, 5, 64, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 2),
+    "6x6_image": (1, 10, 6, 6, 64, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1),
+    "two_pixel_blocks": (1, 6, 20, 15, 32, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1),
+    "many_out_channels": (1, 8, 20, 20, 200, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1),
+    "k_blocks_pixels_wide": (1, 70, 20, 20, 32, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1),
+    "downsample_1x1_s2": (1, 16, 13, 13, 24, (1, 1), (2, 2), (0, 0, 0, 0), (1, 1), 1),
+    "one_pixel_padded": (1, 5, 1, 1, 7, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1),
+    "odd_everything": (3, 7, 9, 11, 13, (2, 3), (1, 2), (1, 0, 0, 2), (2, 1), 1),
+    "end_pad_only": (1, 3, 6, 6, 5, (3, 3), (2, 2), (0, 0, 2, 2), (1, 1), 1),
+    "one_in_channel_groups": (1, 4, 6, 7, 40, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 4),
 }
 
 
@@ -224,12 +240,15 @@ def conv_shape(case: tuple) -> tuple[ConvShape, tuple[int, int]]:
     return shape, (oh, ow)
 
 
-def run_conv(k, threads, case, x, w, bias, epi=None, y=None):
+def run_conv(k, threads, case, x, w, bias, epi=None, y=None, workspace=True):
+    """lmc_conv2d_f32 with the weight packed by lmc_conv2d_pack, and a workspace of
+    lmc_conv2d_workspace_bytes (workspace=False: NULL, the bounds-checked packing)."""
     shape, (oh, ow) = conv_shape(case)
     if y is None:
         y = np.full((case[0], case[4], oh, ow), np.nan, np.float32)
     packed = np.zeros(max(1, k.lib.lmc_conv2d_packed_bytes(shape) // 4), np.float32)
     k.lib.lmc_conv2d_pack(shape, ptr(w), ptr(packed))
+    ws = np.full(k.lib.lmc_conv2d_workspace_bytes(shape) // 4 + 1, np.nan, np.float32)
     k.lib.lmc_conv2d_f32(
         k.pool(threads),
         shape,
@@ -237,7 +256,7 @@ def run_conv(k, threads, case, x, w, bias, epi=None, y=None):
         ptr(packed),
         ptr(bias),
         ptr(y),
-        None,
+        ptr(ws) if workspace else None,
         k.epilogue if epi else None,
         epi.ref() if epi else None,
     )
@@ -262,9 +281,10 @@ def conv_inputs(case, seed: int):
 
 @pytest.mark.parametrize("case", CONV_CASES.values(), ids=CONV_CASES.keys())
 @pytest.mark.parametrize("seed", (0, 1))
-def test_conv2d(k, threads: int, case: tuple, seed: int) -> None:
+@pytest.mark.parametrize("workspace", (True, False), ids=("ws", "no_ws"))
+def test_conv2d(k, threads: int, case: tuple, seed: int, workspace: bool) -> None:
     x, w, bias = conv_inputs(case, seed)
-    y = run_conv(k, threads, case, x, w, bias)
+    y = run_conv(k, threads, case, x, w, bias, workspace=workspace)
     red = w.shape[1] * w.shape[2] * w.shape[3]
     assert_close(
         y,
@@ -275,7 +295,19 @@ def test_conv2d(k, threads: int, case: tuple, seed: int) -> None:
     )
 
 
-@pytest.mark.parametrize("name", ("pointwise", "strided_dilated", "depthwise", "deep"))
+@pytest.mark.parametrize(
+    "name",
+    (
+        "pointwise",
+        "strided_dilated",
+        "depthwise",
+        "deep",
+        "7x7_deep",
+        "small_image_groups",
+        "many_out_channels",
+        "stem_7x7_s2",
+    ),
+)
 def test_conv2d_epilogue(k, threads: int, name: str) -> None:
     """Epilogue tiles cover y viewed as [N*K, OH*OW] once; a fused relu(y + residual)."""
     case = CONV_CASES[name]

@@ -25,6 +25,7 @@ SHIM = HERE / "fixtures" / "kernels_shim.c"
 EXPORTS = (
     "lmc_gemm_packed_bytes", "lmc_gemm_pack", "lmc_gemm_f32_packed", "lmc_gemm_f32",
     "lmc_attention_f32", "lmc_conv2d_packed_bytes", "lmc_conv2d_pack", "lmc_conv2d_f32",
+    "lmc_conv2d_workspace_bytes", "lmc_max_pool2d_f32",
     "lmc_softmax_f32", "lmc_layer_norm_f32", "lmc_rms_norm_f32", "lmc_test_math",
     "lmc_test_epilogue_fn", "lmc_gemm_layout", "malloc", "free",
 )  # fmt: skip

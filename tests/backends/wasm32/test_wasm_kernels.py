@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from tests.backends.c.test_kernels import MATH, gemm_tol, math_ref
+from tests.backends.c.test_kernels_conv import POOLS, maxpool_ref
 from tests.backends.c.test_kernels_nn import CONV_CASES, attn_ref, bshd, conv_ref, conv_shape
 from tests.util import assert_close
 
@@ -238,8 +239,23 @@ def test_attention_masks(k, sq: int) -> None:
     assert_close(out, attn_ref(q, kk, v, mask=float_mask), rtol=1e-4, atol=1e-5, name="float")
 
 
-@pytest.mark.parametrize("name", ("pointwise", "3x3_pad", "strided_dilated", "groups", "depthwise"))
-def test_conv2d(k, name: str) -> None:
+CONV_NAMES = (
+    "pointwise",
+    "3x3_pad",
+    "strided_dilated",
+    "groups",
+    "depthwise",
+    "stem_7x7_s2",
+    "7x7_deep",
+    "small_image_groups",
+    "two_pixel_blocks",
+    "odd_everything",
+)
+
+
+@pytest.mark.parametrize("name", CONV_NAMES)
+@pytest.mark.parametrize("workspace", (True, False), ids=("ws", "no_ws"))
+def test_conv2d(k, name: str, workspace: bool) -> None:
     case = CONV_CASES[name]
     n, c, h, wd, kout, (r, s), *_, g = case
     rng = np.random.default_rng(len(name))
@@ -254,9 +270,28 @@ def test_conv2d(k, name: str) -> None:
         packed = f.alloc(max(4, k.call("lmc_conv2d_packed_bytes", ps)))
         k.call("lmc_conv2d_pack", ps, f.put(w), packed)
         py = f.put(y)
-        k.call("lmc_conv2d_f32", 0, ps, f.put(x), packed, f.put(bias), py, 0, 0, 0)
+        ws = f.alloc(max(4, k.call("lmc_conv2d_workspace_bytes", ps))) if workspace else 0
+        k.call("lmc_conv2d_f32", 0, ps, f.put(x), packed, f.put(bias), py, ws, 0, 0)
         y = f.get(py, y)
     assert_close(y, conv_ref(case, x, w, bias), rtol=1e-4, atol=1e-4, name=f"conv {name}")
+
+
+@pytest.mark.parametrize("name", ("resnet_3x3_s2", "2x2_s2_ceil_pad", "3x3_s1_pad", "dilated"))
+def test_max_pool2d(k, name: str) -> None:
+    case = POOLS[name]
+    planes, h, w, (kh, kw), (sh, sw), (pt, pl, _, _), (dh, dw), _ = case
+    x = np.random.default_rng(h).standard_normal((planes, h, w)).astype(np.float32)
+    x[0, 1, 1] = np.nan
+    want = maxpool_ref(x, case)
+    oh, ow = want.shape[1:]
+    rec = np.array([planes, h, w, oh, ow, kh, kw, sh, sw, pt, pl, dh, dw], "<i8")
+    y = np.full((planes, oh, ow), 7.0, np.float32)
+    with k.frame() as f:
+        py = f.put(y)
+        k.call("lmc_max_pool2d_f32", 0, f.put(rec), f.put(x), py)
+        y = f.get(py, y)
+    assert np.array_equal(np.isnan(y), np.isnan(want))
+    assert np.array_equal(y[~np.isnan(want)], want[~np.isnan(want)])
 
 
 @pytest.mark.parametrize("name", MATH)
