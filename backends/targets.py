@@ -79,52 +79,128 @@ def host_features() -> frozenset[str]:
         flags = open("/proc/cpuinfo").read().split()
     except OSError:
         return frozenset()
-    wanted = {"avx2": "avx2", "fma": "fma", "avx512f": "avx512f", "avx512bw": "avx512bw",
-              "avx512vl": "avx512vl", "avx512_vnni": "avx512vnni", "avx_vnni": "avxvnni",
-              "avx512_bf16": "avx512bf16", "amx_int8": "amxint8", "f16c": "f16c"}
+    wanted = {
+        "avx2": "avx2",
+        "fma": "fma",
+        "avx512f": "avx512f",
+        "avx512bw": "avx512bw",
+        "avx512vl": "avx512vl",
+        "avx512_vnni": "avx512vnni",
+        "avx_vnni": "avxvnni",
+        "avx512_bf16": "avx512bf16",
+        "amx_int8": "amxint8",
+        "f16c": "f16c",
+    }
     return frozenset(v for k, v in wanted.items() if k in flags)
 
 
-_X86 = frozenset({"avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512vnni",
-                  "avxvnni", "avx512bf16", "amxint8"})
+_X86 = frozenset(
+    {
+        "avx2",
+        "fma",
+        "f16c",
+        "avx512f",
+        "avx512bw",
+        "avx512vl",
+        "avx512vnni",
+        "avxvnni",
+        "avx512bf16",
+        "amxint8",
+    }
+)
 
 _add(Target("reference", "reference", "numpy", description="the numpy reference interpreter"))
-_add(Target(
-    "host", "c", "x86_64", known_features=_X86, description="this machine's CPU, C99 + SIMD",
-    mem_bandwidth_gbs=20.0, peak_gflops={"f32": 150.0}, vector_bits=256,
-    cache_bytes={"l1": 32 << 10, "l2": 1 << 20, "l3": 32 << 20}, toolchain=("cc",)))
-_add(Target(
-    "arm64", "c", "aarch64", features=frozenset({"neon"}),
-    known_features=frozenset({"neon", "dotprod", "i8mm", "fp16"}),
-    description="64-bit ARM (NEON), cross-compiled; runs here under qemu-aarch64",
-    mem_bandwidth_gbs=30.0, peak_gflops={"f32": 100.0, "i8": 400.0}, vector_bits=128,
-    cache_bytes={"l1": 64 << 10, "l2": 512 << 10, "l3": 4 << 20},
-    toolchain=("aarch64-linux-gnu-gcc",), runner=("qemu-aarch64",)),
-    {"android-arm64": frozenset({"neon", "dotprod"}), "ios-arm64": frozenset({"neon", "dotprod"}),
-     "arm64-nosimd": frozenset()})
-_add(Target(
-    "wasm32", "c", "wasm32", features=frozenset({"simd128"}),
-    known_features=frozenset({"simd128", "relaxed-simd"}),
-    description="WebAssembly (wasm32-wasi) with SIMD128; runs here in wasmtime/node",
-    mem_bandwidth_gbs=10.0, peak_gflops={"f32": 30.0}, vector_bits=128,
-    toolchain=("clang", "wasm-ld")),
-    {"wasm32-nosimd": frozenset()})
-_add(Target(
-    "cuda", "cuda", "nvptx", features=frozenset({"sm80"}),
-    known_features=frozenset({"sm80", "sm86", "sm89", "sm90"}),
-    description="NVIDIA GPU (CUDA C++ via nvcc)",
-    mem_bandwidth_gbs=3350.0, peak_gflops={"f16": 989e3, "bf16": 989e3, "i8": 1979e3,
-                                           "f32": 67e3},
-    cache_bytes={"shared": 228 << 10, "l2": 50 << 20}, toolchain=("nvcc",), runner=("nvidia-smi",)),
-    {"cuda-sm80": frozenset({"sm80"}), "cuda-sm90": frozenset({"sm90"})})
-_add(Target(
-    "fpga-u280", "hls", "fpga", description="AMD/Xilinx Alveo U280 (Vitis HLS C++; C-sim here)",
-    mem_bandwidth_gbs=460.0, peak_gflops={"i8": 5400.0},
-    cache_bytes={"onchip": 45 << 20},
-    fpga={"dsp": 9024, "bram36": 2016, "uram": 960, "lut": 1_303_680, "slr": 3,
-          "hbm_channels": 32, "hbm_channel_gbs": 14.375, "hbm_gb": 8, "clock_mhz": 300},
-    toolchain=("g++",), runner=("g++",)),
-    {"u280": frozenset()})
+_add(
+    Target(
+        "host",
+        "c",
+        "x86_64",
+        known_features=_X86,
+        description="this machine's CPU, C99 + SIMD",
+        mem_bandwidth_gbs=20.0,
+        peak_gflops={"f32": 150.0},
+        vector_bits=256,
+        cache_bytes={"l1": 32 << 10, "l2": 1 << 20, "l3": 32 << 20},
+        toolchain=("cc",),
+    )
+)
+_add(
+    Target(
+        "arm64",
+        "c",
+        "aarch64",
+        features=frozenset({"neon"}),
+        known_features=frozenset({"neon", "dotprod", "i8mm", "fp16"}),
+        description="64-bit ARM (NEON), cross-compiled; runs here under qemu-aarch64",
+        mem_bandwidth_gbs=30.0,
+        peak_gflops={"f32": 100.0, "i8": 400.0},
+        vector_bits=128,
+        cache_bytes={"l1": 64 << 10, "l2": 512 << 10, "l3": 4 << 20},
+        toolchain=("aarch64-linux-gnu-gcc",),
+        runner=("qemu-aarch64",),
+    ),
+    {
+        "android-arm64": frozenset({"neon", "dotprod"}),
+        "ios-arm64": frozenset({"neon", "dotprod"}),
+        "arm64-nosimd": frozenset(),
+    },
+)
+_add(
+    Target(
+        "wasm32",
+        "c",
+        "wasm32",
+        features=frozenset({"simd128"}),
+        known_features=frozenset({"simd128", "relaxed-simd"}),
+        description="WebAssembly (wasm32-wasi) with SIMD128; runs here in wasmtime/node",
+        mem_bandwidth_gbs=10.0,
+        peak_gflops={"f32": 30.0},
+        vector_bits=128,
+        toolchain=("clang", "wasm-ld"),
+    ),
+    {"wasm32-nosimd": frozenset()},
+)
+_add(
+    Target(
+        "cuda",
+        "cuda",
+        "nvptx",
+        features=frozenset({"sm80"}),
+        known_features=frozenset({"sm80", "sm86", "sm89", "sm90"}),
+        description="NVIDIA GPU (CUDA C++ via nvcc)",
+        mem_bandwidth_gbs=3350.0,
+        peak_gflops={"f16": 989e3, "bf16": 989e3, "i8": 1979e3, "f32": 67e3},
+        cache_bytes={"shared": 228 << 10, "l2": 50 << 20},
+        toolchain=("nvcc",),
+        runner=("nvidia-smi",),
+    ),
+    {"cuda-sm80": frozenset({"sm80"}), "cuda-sm90": frozenset({"sm90"})},
+)
+_add(
+    Target(
+        "fpga-u280",
+        "hls",
+        "fpga",
+        description="AMD/Xilinx Alveo U280 (Vitis HLS C++; C-sim here)",
+        mem_bandwidth_gbs=460.0,
+        peak_gflops={"i8": 5400.0},
+        cache_bytes={"onchip": 45 << 20},
+        fpga={
+            "dsp": 9024,
+            "bram36": 2016,
+            "uram": 960,
+            "lut": 1_303_680,
+            "slr": 3,
+            "hbm_channels": 32,
+            "hbm_channel_gbs": 14.375,
+            "hbm_gb": 8,
+            "clock_mhz": 300,
+        },
+        toolchain=("g++",),
+        runner=("g++",),
+    ),
+    {"u280": frozenset()},
+)
 
 
 def parse_target(spec: str | Target) -> Target:
@@ -144,8 +220,10 @@ def parse_target(spec: str | Target) -> Target:
         feats |= host_features()
     for sign, f in mods:
         if f not in base.known_features:
-            raise TargetError(f"target {base.name} has no feature {f!r}; known: "
-                              f"{', '.join(sorted(base.known_features)) or 'none'}")
+            raise TargetError(
+                f"target {base.name} has no feature {f!r}; known: "
+                f"{', '.join(sorted(base.known_features)) or 'none'}"
+            )
         feats.add(f) if sign == "+" else feats.discard(f)
     return dataclasses.replace(base, features=frozenset(feats))
 

@@ -9,8 +9,12 @@ from ..ir.graph import Graph
 from .common import CaptureReport, ModelImportError, UnsupportedOpsError
 
 
-def import_model(model: Any, example_inputs: Any = None, *, dynamic_shapes: Any = None,
-                 ) -> tuple[Graph, CaptureReport]:
+def import_model(
+    model: Any,
+    example_inputs: Any = None,
+    *,
+    dynamic_shapes: Any = None,
+) -> tuple[Graph, CaptureReport]:
     """Any supported model (torch Module / ExportedProgram, onnx ModelProto, or a path to
     .onnx / .pt2 / .lmc) -> (IR graph with weights, capture report)."""
     if isinstance(model, (str, Path)):
@@ -33,8 +37,9 @@ def import_model(model: Any, example_inputs: Any = None, *, dynamic_shapes: Any 
             from .torch_export import import_torch
 
             return import_torch(path, example_inputs, dynamic_shapes=dynamic_shapes)
-        raise ModelImportError(f"{path.name}: unknown model file type {suffix!r} "
-                               "(expected .onnx, .pt2 or .lmc)")
+        raise ModelImportError(
+            f"{path.name}: unknown model file type {suffix!r} (expected .onnx, .pt2 or .lmc)"
+        )
     if isinstance(model, Graph):
         return model, CaptureReport.of(model, "Graph", "lmc IR")
     mod = type(model).__module__
@@ -46,9 +51,11 @@ def import_model(model: Any, example_inputs: Any = None, *, dynamic_shapes: Any 
         from .torch_export import import_torch
 
         return import_torch(model, example_inputs, dynamic_shapes=dynamic_shapes)
-    raise ModelImportError(f"cannot import a {type(model).__name__}: expected a torch.nn.Module, "
-                           "torch.export.ExportedProgram, onnx.ModelProto or a path to "
-                           ".onnx/.pt2/.lmc")
+    raise ModelImportError(
+        f"cannot import a {type(model).__name__}: expected a torch.nn.Module, "
+        "torch.export.ExportedProgram, onnx.ModelProto or a path to "
+        ".onnx/.pt2/.lmc"
+    )
 
 
 def _is_torch_module(model: Any) -> bool:

@@ -22,11 +22,13 @@ class UnsupportedOpsError(ModelImportError):
         # problems: "OpType (opset 17)" -> node names
         self.problems = problems
         total = sum(len(v) for v in problems.values())
-        lines = [f"{framework} import failed: {total} node(s) of {len(problems)} unsupported "
-                 f"op kind(s):"]
+        lines = [
+            f"{framework} import failed: {total} node(s) of {len(problems)} unsupported op kind(s):"
+        ]
         for op, nodes in sorted(problems.items()):
-            shown = ", ".join(nodes[:5]) + (f", ... ({len(nodes) - 5} more)" if len(nodes) > 5
-                                             else "")
+            shown = ", ".join(nodes[:5]) + (
+                f", ... ({len(nodes) - 5} more)" if len(nodes) > 5 else ""
+            )
             lines.append(f"  {op}: {len(nodes)} node(s): {shown}")
         super().__init__("\n".join(lines))
 

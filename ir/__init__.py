@@ -13,6 +13,19 @@ from .types import TensorType
 from .verifier import verify
 
 __all__ = [
-    "DType", "Graph", "LmcError", "Node", "OPS", "Op", "TensorType", "Value", "dim_eq",
-    "parse_ir", "print_graph", "register", "run", "sym", "verify",
+    "DType",
+    "Graph",
+    "LmcError",
+    "Node",
+    "OPS",
+    "Op",
+    "TensorType",
+    "Value",
+    "dim_eq",
+    "parse_ir",
+    "print_graph",
+    "register",
+    "run",
+    "sym",
+    "verify",
 ]

@@ -58,27 +58,67 @@ class DType(enum.Enum):
 
 
 _FLOATS = frozenset({DType.f64, DType.f32, DType.f16, DType.bf16})
-_INTS = frozenset({DType.i64, DType.i32, DType.i16, DType.i8, DType.u8, DType.u16, DType.u32,
-                   DType.u64, DType.i4, DType.u4})
+_INTS = frozenset(
+    {
+        DType.i64,
+        DType.i32,
+        DType.i16,
+        DType.i8,
+        DType.u8,
+        DType.u16,
+        DType.u32,
+        DType.u64,
+        DType.i4,
+        DType.u4,
+    }
+)
 _BITS = {
-    DType.f64: 64, DType.f32: 32, DType.f16: 16, DType.bf16: 16, DType.i64: 64, DType.i32: 32,
-    DType.i16: 16, DType.i8: 8, DType.u8: 8, DType.u16: 16, DType.u32: 32, DType.u64: 64,
-    DType.i4: 4, DType.u4: 4, DType.bool: 8,
+    DType.f64: 64,
+    DType.f32: 32,
+    DType.f16: 16,
+    DType.bf16: 16,
+    DType.i64: 64,
+    DType.i32: 32,
+    DType.i16: 16,
+    DType.i8: 8,
+    DType.u8: 8,
+    DType.u16: 16,
+    DType.u32: 32,
+    DType.u64: 64,
+    DType.i4: 4,
+    DType.u4: 4,
+    DType.bool: 8,
 }
 _NP = {
-    DType.f64: np.dtype(np.float64), DType.f32: np.dtype(np.float32),
-    DType.f16: np.dtype(np.float16), DType.bf16: np.dtype(np.float32),
-    DType.i64: np.dtype(np.int64), DType.i32: np.dtype(np.int32), DType.i16: np.dtype(np.int16),
-    DType.i8: np.dtype(np.int8), DType.u8: np.dtype(np.uint8), DType.u16: np.dtype(np.uint16),
-    DType.u32: np.dtype(np.uint32), DType.u64: np.dtype(np.uint64), DType.i4: np.dtype(np.int8),
-    DType.u4: np.dtype(np.uint8), DType.bool: np.dtype(np.bool_),
+    DType.f64: np.dtype(np.float64),
+    DType.f32: np.dtype(np.float32),
+    DType.f16: np.dtype(np.float16),
+    DType.bf16: np.dtype(np.float32),
+    DType.i64: np.dtype(np.int64),
+    DType.i32: np.dtype(np.int32),
+    DType.i16: np.dtype(np.int16),
+    DType.i8: np.dtype(np.int8),
+    DType.u8: np.dtype(np.uint8),
+    DType.u16: np.dtype(np.uint16),
+    DType.u32: np.dtype(np.uint32),
+    DType.u64: np.dtype(np.uint64),
+    DType.i4: np.dtype(np.int8),
+    DType.u4: np.dtype(np.uint8),
+    DType.bool: np.dtype(np.bool_),
 }
 _FROM_NP = {
-    np.dtype(np.float64): DType.f64, np.dtype(np.float32): DType.f32,
-    np.dtype(np.float16): DType.f16, np.dtype(np.int64): DType.i64,
-    np.dtype(np.int32): DType.i32, np.dtype(np.int16): DType.i16, np.dtype(np.int8): DType.i8,
-    np.dtype(np.uint8): DType.u8, np.dtype(np.uint16): DType.u16, np.dtype(np.uint32): DType.u32,
-    np.dtype(np.uint64): DType.u64, np.dtype(np.bool_): DType.bool,
+    np.dtype(np.float64): DType.f64,
+    np.dtype(np.float32): DType.f32,
+    np.dtype(np.float16): DType.f16,
+    np.dtype(np.int64): DType.i64,
+    np.dtype(np.int32): DType.i32,
+    np.dtype(np.int16): DType.i16,
+    np.dtype(np.int8): DType.i8,
+    np.dtype(np.uint8): DType.u8,
+    np.dtype(np.uint16): DType.u16,
+    np.dtype(np.uint32): DType.u32,
+    np.dtype(np.uint64): DType.u64,
+    np.dtype(np.bool_): DType.bool,
 }
 DTYPE_NAMES = frozenset(d.value for d in DType)
 
@@ -106,4 +146,3 @@ def round_to_bf16(x: np.ndarray) -> np.ndarray:
     rounding = ((bits >> 16) & 1) + np.uint32(0x7FFF)
     out = ((bits + rounding) & np.uint32(0xFFFF0000)).view(np.float32)
     return np.where(nan, np.float32(np.nan), out).astype(np.float32)
-

@@ -13,8 +13,11 @@ def _same_attr(a: Any, b: Any) -> bool:
         return len(a) == len(b) and all(_same_attr(x, y) for x, y in zip(a, b))
     if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
         return True
-    return type(a) is type(b) and a == b or (
-        not isinstance(a, (bool, str)) and not isinstance(b, (bool, str)) and a == b)
+    return (
+        type(a) is type(b)
+        and a == b
+        or (not isinstance(a, (bool, str)) and not isinstance(b, (bool, str)) and a == b)
+    )
 
 
 def structurally_equal(g1: Graph, g2: Graph) -> str | None:

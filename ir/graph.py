@@ -105,8 +105,13 @@ class Graph:
         index = sum(1 for n in self.nodes if isinstance(n.op, Input))
         return self.add_node(Input(index=index), (), [type], [name]).out
 
-    def param(self, key: str, array: np.ndarray | None = None, type: TensorType | None = None,
-              name: str | None = None) -> Value:
+    def param(
+        self,
+        key: str,
+        array: np.ndarray | None = None,
+        type: TensorType | None = None,
+        name: str | None = None,
+    ) -> Value:
         """A `param` node reading `key` from the weights store (storing `array` if given)."""
         from .dtypes import from_numpy
         from .ops.source import Param
@@ -141,7 +146,7 @@ class Graph:
     def set_input(self, node: Node, i: int, new: Value) -> None:
         old = node.inputs[i]
         old.uses.remove((node, i))
-        node.inputs = node.inputs[:i] + (new,) + node.inputs[i + 1:]
+        node.inputs = node.inputs[:i] + (new,) + node.inputs[i + 1 :]
         new.uses.append((node, i))
 
     def remove_node(self, node: Node) -> None:
@@ -194,8 +199,12 @@ class Graph:
         g.weights = dict(self.weights)
         vmap: dict[int, Value] = {}
         for n in self.nodes:
-            new = g.add_node(n.op, [vmap[id(v)] for v in n.inputs], [v.type for v in n.outputs],
-                             [v.name for v in n.outputs])
+            new = g.add_node(
+                n.op,
+                [vmap[id(v)] for v in n.inputs],
+                [v.type for v in n.outputs],
+                [v.name for v in n.outputs],
+            )
             for a, b in zip(n.outputs, new.outputs):
                 vmap[id(a)] = b
         g.outputs = [vmap[id(v)] for v in self.outputs]

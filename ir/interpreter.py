@@ -25,33 +25,42 @@ def bind_symbols(g: Graph, arrays: Sequence[np.ndarray]) -> dict[str, int]:
     for v, a in zip(ins, arrays):
         label = f"input {v.node.op.index} (%{v.name})"
         if a.ndim != v.type.rank:
-            raise InterpreterError(f"{label}: expected rank {v.type.rank} ({v.type}), "
-                                   f"got shape {list(a.shape)}")
+            raise InterpreterError(
+                f"{label}: expected rank {v.type.rank} ({v.type}), got shape {list(a.shape)}"
+            )
         if a.dtype != v.type.dtype.np:
-            raise InterpreterError(f"{label}: expected dtype {v.type.dtype} "
-                                   f"({v.type.dtype.np}), got {a.dtype}")
+            raise InterpreterError(
+                f"{label}: expected dtype {v.type.dtype} ({v.type.dtype.np}), got {a.dtype}"
+            )
         for axis, (d, n) in enumerate(zip(v.type.shape, a.shape)):
             if not isinstance(d, int) and d.is_Symbol and d.name not in env:
                 lo, hi = g.symbols[d.name]
                 if not lo <= n <= hi:
-                    raise InterpreterError(f"{label}: dim {axis} = {n} is outside "
-                                           f"{d.name} in {lo}..{hi}")
+                    raise InterpreterError(
+                        f"{label}: dim {axis} = {n} is outside {d.name} in {lo}..{hi}"
+                    )
                 env[d.name] = n
     for v, a in zip(ins, arrays):
         for axis, (d, n) in enumerate(zip(v.type.shape, a.shape)):
             try:
                 want = evaluate(d, env)
             except KeyError as e:
-                raise InterpreterError(f"input %{v.name}: symbol {e.args[0]} cannot be bound "
-                                       "from the input shapes") from None
+                raise InterpreterError(
+                    f"input %{v.name}: symbol {e.args[0]} cannot be bound from the input shapes"
+                ) from None
             if want != n:
-                raise InterpreterError(f"input %{v.name}: dim {axis} is {n}, expected {d} = "
-                                       f"{want} (shape {list(a.shape)} vs {v.type})")
+                raise InterpreterError(
+                    f"input %{v.name}: dim {axis} is {n}, expected {d} = "
+                    f"{want} (shape {list(a.shape)} vs {v.type})"
+                )
     return env
 
 
-def run(g: Graph, inputs: Sequence[Any] | Mapping[str, Any],
-        weights: Mapping[str, np.ndarray] | None = None) -> list[np.ndarray]:
+def run(
+    g: Graph,
+    inputs: Sequence[Any] | Mapping[str, Any],
+    weights: Mapping[str, np.ndarray] | None = None,
+) -> list[np.ndarray]:
     """Interpret `g`; inputs by position or by input name. Returns the outputs in order."""
     arrays = _order_inputs(g, inputs)
     env = bind_symbols(g, arrays)
@@ -69,10 +78,18 @@ def run(g: Graph, inputs: Sequence[Any] | Mapping[str, Any],
                 vals[id(v)] = r
         except InterpreterError as e:
             raise InterpreterError(f"{e}\n  at: {node_line(n)}") from None
-        except (LmcError, ValueError, TypeError, IndexError, KeyError,
-                FloatingPointError, ZeroDivisionError) as e:
-            raise InterpreterError(f"{n.op.name} failed: {type(e).__name__}: {e}\n"
-                                   f"  at: {node_line(n)}") from e
+        except (
+            LmcError,
+            ValueError,
+            TypeError,
+            IndexError,
+            KeyError,
+            FloatingPointError,
+            ZeroDivisionError,
+        ) as e:
+            raise InterpreterError(
+                f"{n.op.name} failed: {type(e).__name__}: {e}\n  at: {node_line(n)}"
+            ) from e
     return [vals[id(v)] for v in g.outputs]
 
 
@@ -89,8 +106,9 @@ def _order_inputs(g: Graph, inputs: Sequence[Any] | Mapping[str, Any]) -> list[n
     return [np.asarray(a) for a in inputs]
 
 
-def _eval(n, args: list[np.ndarray], env: dict[str, int],
-          store: Mapping[str, np.ndarray]) -> tuple[np.ndarray, ...]:
+def _eval(
+    n, args: list[np.ndarray], env: dict[str, int], store: Mapping[str, np.ndarray]
+) -> tuple[np.ndarray, ...]:
     op = n.op
     if isinstance(op, Param):
         if op.key not in store:
@@ -109,8 +127,9 @@ def _check_result(v: Value, r: np.ndarray, env: dict[str, int]) -> None:
         raise InterpreterError(f"reference returned {type(r).__name__}, not an array")
     want = t.concrete(env)
     if tuple(r.shape) != want:
-        raise InterpreterError(f"result {v.index} has shape {list(r.shape)}, type says {t} = "
-                               f"{list(want)}")
+        raise InterpreterError(
+            f"result {v.index} has shape {list(r.shape)}, type says {t} = {list(want)}"
+        )
     if r.dtype != t.dtype.np:
         raise InterpreterError(f"result {v.index} has dtype {r.dtype}, type says {t.dtype}")
 

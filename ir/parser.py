@@ -170,8 +170,11 @@ class _Parser:
             while not self.at("}"):
                 k = self.expect_kind("ident", "an attribute name")
                 if k.text not in ann:
-                    self._fail(f"{cls.name} has no attribute {k.text!r} "
-                               f"(it has: {', '.join(ann) or 'none'})", k.pos)
+                    self._fail(
+                        f"{cls.name} has no attribute {k.text!r} "
+                        f"(it has: {', '.join(ann) or 'none'})",
+                        k.pos,
+                    )
                 if k.text in attrs:
                     self._fail(f"attribute {k.text!r} given twice", k.pos)
                 self.expect("=")
@@ -299,8 +302,7 @@ class _Parser:
                         self._fail(f"{t.text}() takes integer expressions", t.pos)
                 return _sympy_result(DIM_FUNCS[t.text](*args))  # type: ignore[operator]
             if t.text not in self.symbols:
-                self._fail(f"undeclared symbol {t.text!r} (declare it in the graph header)",
-                           t.pos)
+                self._fail(f"undeclared symbol {t.text!r} (declare it in the graph header)", t.pos)
             return sym(t.text)
         self._fail(f"expected a value, got {t.text or 'end of input'!r}")
 
@@ -316,7 +318,11 @@ class _Parser:
 
 
 _LITERALS: dict[str, Any] = {
-    "true": True, "false": False, "none": None, "inf": float("inf"), "nan": float("nan"),
+    "true": True,
+    "false": False,
+    "none": None,
+    "inf": float("inf"),
+    "nan": float("nan"),
 }
 _RESERVED = frozenset(_LITERALS) | frozenset(DIM_FUNCS) | {"in", "graph", "return"}
 

@@ -58,8 +58,9 @@ def format_node(n: Node, names: dict[int, str]) -> str:
     lhs = ", ".join(ref(v) for v in n.outputs)
     args = ", ".join(ref(v) for v in n.inputs)
     attrs = n.op.attrs()
-    attr_text = (" {" + ", ".join(f"{k}={format_attr(v)}" for k, v in attrs.items()) + "}"
-                 if attrs else "")
+    attr_text = (
+        " {" + ", ".join(f"{k}={format_attr(v)}" for k, v in attrs.items()) + "}" if attrs else ""
+    )
     types = ", ".join(str(v.type) for v in n.outputs)
     return f"{lhs} = {n.op.name}({args}){attr_text} : {types}"
 

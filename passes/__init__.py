@@ -2,5 +2,12 @@
 
 from .manager import DEFAULT_PIPELINE, PASSES, PassContext, PassInfo, Pipeline, Prop, graph_pass
 
-__all__ = ["DEFAULT_PIPELINE", "PASSES", "PassContext", "PassInfo", "Pipeline", "Prop",
-           "graph_pass"]
+__all__ = [
+    "DEFAULT_PIPELINE",
+    "PASSES",
+    "PassContext",
+    "PassInfo",
+    "Pipeline",
+    "Prop",
+    "graph_pass",
+]

@@ -64,6 +64,9 @@ def find_sites(g: Graph, spec: QuantSpec, ctx: PassContext) -> list[Site]:
 
 
 # -- integer grids ---------------------------------------------------------------------------
+CLIP_RATIOS = tuple(1.0 - 0.025 * i for i in range(17))  # 1.0 down to 0.6
+
+
 @dataclass(frozen=True)
 class Grid:
     """b-bit codes 0..2^b - 1 with a zero point: w ≈ (code - zero) * scale. Symmetric grids
@@ -72,6 +75,7 @@ class Grid:
 
     bits: int
     sym: bool
+    clip: bool = False  # search a per-row clip ratio minimizing the rounding error (MSE)
 
     @property
     def maxq(self) -> int:
@@ -81,14 +85,42 @@ class Grid:
     def mid(self) -> int:
         return 2 ** (self.bits - 1)
 
-    def params(self, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def params(
+        self, w: np.ndarray, importance: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Per-row (scale, zero) for the columns `w` [out, k], as float64; scales are rounded
-        to f32 (what the op stores) so codes are chosen against the stored grid."""
+        to f32 (what the op stores) so codes are chosen against the stored grid.
+
+        With `clip` the range is shrunk by the ratio in CLIP_RATIOS (per row) that gives the
+        smallest rounding error Σ_j importance_j·(w_j - ŵ_j)² (importance: per column, e.g.
+        diag(H); default 1), the clipping search of AWQ / OmniQuant-style quantizers."""
+        if not self.clip:
+            return self._params(w, 1.0)
+        imp = np.ones(w.shape[1]) if importance is None else np.asarray(importance, np.float64)
+        best = None
+        for r in CLIP_RATIOS:
+            scale, zero = self._params(w, r)
+            q = (self.codes(w, scale[:, None], zero[:, None]) - zero[:, None]) * scale[:, None]
+            err = ((w - q) ** 2) @ imp
+            if best is None:
+                best = (err, scale, zero)
+                continue
+            better = err < best[0]
+            best = (
+                np.where(better, err, best[0]),
+                np.where(better, scale, best[1]),
+                np.where(better, zero, best[2]),
+            )
+        assert best is not None
+        return best[1], best[2]
+
+    def _params(self, w: np.ndarray, ratio: float) -> tuple[np.ndarray, np.ndarray]:
         if self.sym:
-            scale = np.abs(w).max(axis=1) / (self.mid - 1)
+            scale = ratio * np.abs(w).max(axis=1) / (self.mid - 1)
             zero = np.full(w.shape[0], float(self.mid))
         else:
-            lo, hi = np.minimum(w.min(axis=1), 0.0), np.maximum(w.max(axis=1), 0.0)
+            lo = ratio * np.minimum(w.min(axis=1), 0.0)
+            hi = ratio * np.maximum(w.max(axis=1), 0.0)
             scale = (hi - lo) / self.maxq
             safe = np.where(scale > 0, scale, 1.0)
             zero = np.clip(np.rint(-lo / safe), 0, self.maxq)

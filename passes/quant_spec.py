@@ -2,12 +2,14 @@
 parsed into a QuantSpec that names the pass pipeline and carries its options.
 
 Grammar: `w<bits>[a8][-<word>]...[,key=value]...` with bits 4 or 8 and words `rtn`,
-`gptq`, `g<N>` (group size; `g0` = per output channel), `sym` / `asym`, `actorder`, `static`
-(static per-tensor activation scales instead of dynamic per-token) and `smooth`
-(SmoothQuant). Options: `skip=<glob>` (repeatable, or `a|b`; matched anywhere in the weight's
-param key), `alpha=<float>` (smoothing strength), `damp=<float>` (GPTQ damping),
-`budget=<float>` (largest relative output error a quantized layer may keep before it is
-reverted to float; `budget=none` turns the check off).
+`gptq`, `g<N>` (group size; `g0` = per output channel), `sym` / `asym`, `clip` / `noclip`
+(search a clipping ratio per group row minimizing the rounding error; on by default for W4
+GPTQ), `actorder`, `static` (static per-tensor activation scales instead of dynamic
+per-token) and `smooth` (SmoothQuant). Options: `skip=<glob>` (repeatable, or `a|b`; matched
+anywhere in the weight's param key), `alpha=<float>` (smoothing strength), `damp=<float>`
+(GPTQ damping as a fraction of mean(diag H), default 0.1), `budget=<float>` (largest
+relative output error a quantized layer may keep before it is reverted to float;
+`budget=none` turns the check off).
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from ..ir.errors import LmcError
 VALID_FORMS = (
     "w4-gptq-g128",
     "w4-gptq-g128-actorder",
+    "w4-gptq-g128-noclip,damp=0.01",
+    "w4-rtn-g128-clip",
     "w4-rtn-g64",
     "w4-rtn-g128-sym",
     "w8-rtn",
@@ -34,6 +38,7 @@ VALID_FORMS = (
     "w4-gptq-g128,budget=0.1",
 )
 DEFAULT_BUDGET = 0.25
+DEFAULT_DAMP = 0.1  # GPTQ damping, a fraction of mean(diag H)
 
 
 class QuantSpecError(LmcError):
@@ -48,12 +53,13 @@ class QuantSpec:
     method: str = "rtn"  # "rtn" | "gptq"
     group: int = 128
     sym: bool = False
+    clip: bool = False
     act_order: bool = False
     act_bits: int | None = None  # 8: W8A8
     act_static: bool = False
     smooth: bool = False
     alpha: float = 0.5
-    damp: float = 0.01
+    damp: float = DEFAULT_DAMP
     budget: float | None = DEFAULT_BUDGET
     skip: tuple[str, ...] = field(default=())
     text: str = ""
@@ -87,8 +93,8 @@ def _fail(spec: str, why: str) -> QuantSpecError:
     return QuantSpecError(
         f"quantization spec {spec!r}: {why}.\nValid forms (words joined by '-', options by ','):"
         f"\n  {forms}\nwords: rtn, gptq, g<N> (group size, g0 = per channel), sym, asym, "
-        f"actorder, static, smooth; options: skip=<glob>, alpha=<0..1>, damp=<float>, "
-        f"budget=<float|none>"
+        f"clip, noclip, actorder, static, smooth; options: skip=<glob>, alpha=<0..1>, "
+        f"damp=<float>, budget=<float|none>"
     )
 
 
@@ -118,6 +124,8 @@ def parse_quant_spec(spec: str | QuantSpec) -> QuantSpec:
     )
     for w in words[1:]:
         s = _word(s, w, text)
+    if s.method == "gptq" and s.bits == 4 and "noclip" not in words:
+        s = replace(s, clip=True)  # W4 GPTQ searches clip ratios unless told not to
     for o in opts:
         s = _option(s, o, text)
     return _check(s, text)
@@ -130,6 +138,10 @@ def _word(s: QuantSpec, w: str, text: str) -> QuantSpec:
         return replace(s, group=int(w[1:]))
     if w in ("sym", "asym"):
         return replace(s, sym=w == "sym")
+    if w in ("clip", "mse"):
+        return replace(s, clip=True)
+    if w == "noclip":
+        return replace(s, clip=False)
     if w in ("actorder", "act_order"):
         return replace(s, act_order=True)
     if w == "static":

@@ -112,13 +112,14 @@ def gptq(
     if static:  # grids fixed before any update
         for gi in range(n_groups):
             sl = slice(0, n) if group == 0 else slice(gi * group, min((gi + 1) * group, n))
-            scales[:, gi], zeros[:, gi] = grid.params(w[:, sl])
+            scales[:, gi], zeros[:, gi] = grid.params(w[:, sl], np.diag(h)[sl])
     perm = np.argsort(-np.diag(h), kind="stable") if act_order else np.arange(n)
     w = w[:, perm]
     h = h[np.ix_(perm, perm)]
     u, lam, tries = inverse_cholesky(h, damp, name)
     gidx = np.zeros(n, np.int64) if group == 0 else perm // group
     codes = np.zeros(w.shape)
+    hdiag = np.diag(h).copy()
     # Blocks hold whole groups, so a group's grid is taken from compensated columns.
     block = BLOCK if static else max(BLOCK // group, 1) * group
     for i1 in range(0, n, block):
@@ -129,7 +130,7 @@ def gptq(
         for i in range(i2 - i1):
             col = i1 + i
             if not static and col % group == 0:
-                sc, ze = grid.params(w1[:, i : i + group])
+                sc, ze = grid.params(w1[:, i : i + group], hdiag[col : col + group])
                 scales[:, col // group], zeros[:, col // group] = sc, ze
             s, z = scales[:, gidx[col]], zeros[:, gidx[col]]
             q = grid.codes(w1[:, i], s, z)
@@ -153,11 +154,13 @@ def gptq(
 def quantize_weights_gptq(g: Graph, ctx: PassContext) -> Graph:
     """Replace each float linear with a stored weight (minus the spec's skip globs) by
     linear_w4 / linear_w8 whose codes GPTQ chose from the layer's calibration Hessian
-    H = 2XᵀX/n (options["quantize"], default w4-gptq-g128; damping 0.01·mean(diag H),
-    dead inputs zeroed, blocks of 128 columns with lazy updates). Approximate like
+    H = 2XᵀX/n (options["quantize"], default w4-gptq-g128; damping 0.1·mean(diag H), which
+    regularizes Hessians from small calibration sets; for W4 each group's grid comes from a
+    clip-ratio search minimizing Σ diag(H)_j·(w_j - ŵ_j)² on the compensated weights; dead
+    inputs zeroed, blocks of 128 columns with lazy updates). Approximate like
     round-to-nearest, with a lower output error per layer. Needs ctx.calibration."""
     spec = spec_option(ctx.options, "w4-gptq-g128")
-    grid = Grid(spec.bits, spec.sym)
+    grid = Grid(spec.bits, spec.sym, spec.clip)
     sites = find_sites(g, spec, ctx)
     cal = record(g, ctx, hessians=True, what="quantize_weights_gptq", keys=[s.name for s in sites])
     for site in sites:
@@ -172,6 +175,7 @@ def quantize_weights_gptq(g: Graph, ctx: PassContext) -> Graph:
             "method": "gptq",
             "group": spec.group,
             "sym": spec.sym,
+            "clip": spec.clip,
             "act_order": spec.act_order,
             "weight_sqnr_db": weight_sqnr_db(site.weight, wq),
             "damp": info.damp,

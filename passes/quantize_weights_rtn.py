@@ -27,7 +27,7 @@ def quantize_weights_rtn(g: Graph, ctx: PassContext) -> Graph:
     tolerance is loose because errors compound through a network. With calibration data the
     per-layer output error is measured and recorded."""
     spec = spec_option(ctx.options, "w4-rtn-g128")
-    grid = Grid(spec.bits, spec.sym)
+    grid = Grid(spec.bits, spec.sym, spec.clip)
     sites = find_sites(g, spec, ctx)
     cal = ctx.calibration if isinstance(ctx.calibration, Calibration) else None
     if cal is not None:

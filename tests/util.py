@@ -48,8 +48,10 @@ def assert_close(actual, expected, rtol: float = 1e-5, atol: float = 1e-6, name:
     assert a.shape == e.shape, f"{label}shape {a.shape} != expected {e.shape}"
     if a.dtype == np.bool_ or e.dtype == np.bool_ or np.issubdtype(e.dtype, np.integer):
         bad = np.argwhere(a != e)
-        assert bad.size == 0, (f"{label}{len(bad)} of {a.size} elements differ; first at "
-                               f"{tuple(bad[0])}: got {a[tuple(bad[0])]}, want {e[tuple(bad[0])]}")
+        assert bad.size == 0, (
+            f"{label}{len(bad)} of {a.size} elements differ; first at "
+            f"{tuple(bad[0])}: got {a[tuple(bad[0])]}, want {e[tuple(bad[0])]}"
+        )
         return
     af, ef = a.astype(np.float64), e.astype(np.float64)
     same_nan = np.isnan(af) & np.isnan(ef)
@@ -61,13 +63,15 @@ def assert_close(actual, expected, rtol: float = 1e-5, atol: float = 1e-6, name:
         return
     worst = np.unravel_index(np.argmax(np.where(ok, 0, diff)), diff.shape) if diff.ndim else ()
     rel = diff / np.maximum(np.abs(ef), 1e-30)
-    firsts = "\n".join(f"    {x: .6g}  {y: .6g}" for x, y in
-                       zip(af.reshape(-1)[:5], ef.reshape(-1)[:5]))
+    firsts = "\n".join(
+        f"    {x: .6g}  {y: .6g}" for x, y in zip(af.reshape(-1)[:5], ef.reshape(-1)[:5])
+    )
     raise AssertionError(
         f"{label}mismatch: {int((~ok).sum())} of {a.size} elements off (rtol={rtol}, "
         f"atol={atol})\n  max abs diff {diff.max():.3g}, max rel diff {rel.max():.3g}\n"
         f"  worst at {tuple(int(i) for i in worst)}: got {af[worst]!r}, want {ef[worst]!r}\n"
-        f"  first values (got, want):\n{firsts}")
+        f"  first values (got, want):\n{firsts}"
+    )
 
 
 def random_array(shape: tuple[int, ...], dtype: DType, rng: np.random.Generator) -> np.ndarray:
@@ -82,15 +86,20 @@ def random_array(shape: tuple[int, ...], dtype: DType, rng: np.random.Generator)
 def random_inputs(g: Graph, env: Mapping[str, int], seed: int = 0) -> list[np.ndarray]:
     """Random inputs for every graph input with symbols bound by env."""
     rng = np.random.default_rng(seed)
-    return [random_array(tuple(evaluate(d, env) for d in v.type.shape), v.type.dtype, rng)
-            for v in g.inputs]
+    return [
+        random_array(tuple(evaluate(d, env) for d in v.type.shape), v.type.dtype, rng)
+        for v in g.inputs
+    ]
 
 
 def symbol_values(g: Graph) -> list[dict[str, int]]:
     """Two or three environments per graph: small, another small, and the lower bounds."""
     envs = []
-    for pick in (lambda lo, hi: min(hi, max(lo, 3)), lambda lo, hi: min(hi, max(lo, 5)),
-                 lambda lo, hi: lo):
+    for pick in (
+        lambda lo, hi: min(hi, max(lo, 3)),
+        lambda lo, hi: min(hi, max(lo, 5)),
+        lambda lo, hi: lo,
+    ):
         env = {s: pick(lo, hi) for s, (lo, hi) in g.symbols.items()}
         if env not in envs:
             envs.append(env)

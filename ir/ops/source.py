@@ -63,11 +63,15 @@ class Constant(Op):
         n = t.numel
         require(isinstance(n, int), f"constant: shape {t} must be static")
         require(n == len(self.value), f"constant: {len(self.value)} values for type {t}")
-        require(n <= MAX_INLINE_CONSTANT or all(isinstance(v, (int, float)) for v in self.value),
-                "constant: symbolic values only in small constants")
+        require(
+            n <= MAX_INLINE_CONSTANT or all(isinstance(v, (int, float)) for v in self.value),
+            "constant: symbolic values only in small constants",
+        )
         if not t.dtype.is_int:
-            require(all(isinstance(v, (int, float, bool)) for v in self.value),
-                    f"constant: symbolic values need an integer dtype, not {t.dtype}")
+            require(
+                all(isinstance(v, (int, float, bool)) for v in self.value),
+                f"constant: symbolic values need an integer dtype, not {t.dtype}",
+            )
 
     def materialize(self, t: TensorType, env: dict[str, int]) -> np.ndarray:
         vals = [v if isinstance(v, (int, float, bool)) else evaluate(v, env) for v in self.value]

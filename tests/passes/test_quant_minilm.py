@@ -1,10 +1,15 @@
 """Quantization quality on all-MiniLM-L6-v2 (real weights, its own tokenizer, offline):
 sentence-embedding cosine against the float model, minimum over 18 varied sentences that the
-calibration set (32 other sentences) does not contain; GPTQ against round-to-nearest per layer
-and end to end; the mixed-precision budget.
+calibration set (96 other sentences, ~2000 tokens) does not contain; GPTQ against
+round-to-nearest per layer and end to end; the mixed-precision budget.
 
-Measured (reference interpreter): W8A8 per-token 0.9964, W8A8 + SmoothQuant 0.9981; W4 g128
-RTN 0.9345, GPTQ 0.9545 (act-order 0.961). Every W4 g128 layer loses some accuracy and the
+Measured (reference interpreter): W8A8 per-token 0.9964, W8A8 + SmoothQuant 0.9978; W4 g128
+RTN 0.9345 (with clip search 0.9449), GPTQ 0.9750 (act-order 0.9773). GPTQ's default for W4
+(clip-ratio search per group, damping 0.1·mean(diag H)) and the larger calibration set took it
+from 0.9545: with 32 sentences (~550 tokens) the 1536-input FFN-down Hessian is rank-deficient
+and GPTQ over-fits it (held-out layer errors 1.5-2.5x the calibration ones); damping 0.1
+regularizes that. Sequential quantization (Hessians from the quantized prefix) gave nothing
+(0.9547) at 10x the time. Every W4 g128 layer still loses ~4-8% output accuracy and the
 losses add up over 36 linears, so W4 on this small model stays under 0.99 unless the budget
 keeps the most damaged layers in float."""
 
@@ -69,7 +74,7 @@ def test_gptq_beats_rtn_on_every_layer_and_end_to_end(float_model, w4):
     cos_r, cos_q = min_cosine(embed(rtn.graph), ref), min_cosine(embed(gptq.graph), ref)
     print(f"w4 g128 min cosine: RTN {cos_r:.4f}, GPTQ {cos_q:.4f}")
     assert cos_q > cos_r + 0.01
-    assert cos_q >= 0.95
+    assert cos_q >= 0.97
     assert sum(n.op.name == "linear_w4" for n in gptq.graph.nodes) == 36
 
 

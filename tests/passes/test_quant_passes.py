@@ -354,3 +354,43 @@ def test_compile_with_quantize_and_calibration_reports_progress_and_stats():
     assert "linear_w4" in m.ir
     quiet = lmc_compile(mlp(), quantize="w8a8")  # dynamic W8A8 needs no calibration
     assert "linear_w8a8" in quiet.ir and quiet.quant_stats["fc1.weight"]["kind"] == "w8a8"
+
+
+# -- clip-ratio search --------------------------------------------------------------------------
+def test_clip_is_the_w4_gptq_default_and_a_spec_word():
+    assert parse_quant_spec("w4-gptq-g128").clip
+    assert not parse_quant_spec("w4-gptq-g128-noclip").clip
+    assert not parse_quant_spec("w4-rtn-g128").clip
+    assert parse_quant_spec("w4-rtn-g128-clip").clip
+    assert not parse_quant_spec("w8-gptq").clip
+    assert parse_quant_spec("w4-gptq-g128").damp == 0.1
+    assert parse_quant_spec("w4-gptq-g128,damp=0.01").damp == 0.01
+
+
+@pytest.mark.parametrize("sym", [False, True])
+def test_clip_search_never_rounds_worse_than_min_max(sym):
+    rng = np.random.default_rng(3)
+    w = rng.standard_t(3, size=(16, 64))  # heavy tails: clipping pays
+    imp = rng.random(64) + 0.1
+    errs = []
+    for grid in (Grid(4, sym), Grid(4, sym, clip=True)):
+        s, z = grid.params(w, imp)
+        q = (grid.codes(w, s[:, None], z[:, None]) - z[:, None]) * s[:, None]
+        errs.append(((w - q) ** 2) @ imp)
+    assert np.all(errs[1] <= errs[0] + 1e-12) and errs[1].sum() < 0.9 * errs[0].sum()
+
+
+def test_clipped_gptq_stays_below_rtn_and_runs_in_the_reference_op():
+    x = _correlated(96, 400)
+    w = RNG.standard_normal((24, 96))
+    h = 2 * x.T @ x / len(x)
+    qc, _ = gptq(w, h, Grid(4, False, clip=True), 32)
+    qr = quantize_rtn(w, Grid(4, False), 32)
+    assert np.linalg.norm(x @ (w - qc.dequant()).T) < 0.9 * np.linalg.norm(x @ (w - qr.dequant()).T)
+    g0 = mlp()
+    g, ctx = quantized(g0.copy(), "w4-gptq-g32")
+    layers = ctx.stats["quantize_weights_gptq"]["layers"]
+    assert all(v["clip"] for v in layers.values())
+    assert [n.op.name for n in g.nodes].count("linear_w4") == 2
+    xs = samples(1)[0]
+    assert rel_err(run(g, xs)[0], run(g0, xs)[0]) < 0.2
