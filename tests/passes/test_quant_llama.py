@@ -15,6 +15,7 @@ from lmc.frontend import import_model  # noqa: E402
 from lmc.ir import run  # noqa: E402
 from lmc.passes.calibration import make_calibration  # noqa: E402
 
+from tests.backends.c.hostbuild import needs_cc  # noqa: E402
 from tests.models import LLAMA, LlamaPrefill, llama_model  # noqa: E402
 
 pytestmark = pytest.mark.slow
@@ -76,3 +77,26 @@ def test_gptq_logits_error_is_below_rtn(fitted):
     assert errs["gptq"] < errs["rtn"]
     for name, q in stats["gptq"].items():
         assert q["output_rel_err"] < stats["rtn"][name]["output_rel_err"], name
+
+
+@needs_cc
+@pytest.mark.parametrize("spec", ["w4-gptq-g128", "w8a8"])
+def test_quantized_llama_on_host_matches_the_quantized_graph(fitted, spec):
+    """The fitted LLaMA quantized and built for the host C target against the same quantized
+    graph on the reference interpreter. W4: float rounding only. W8A8: the host's f32 norms and
+    softmax may move an activation across a rounding tie of its int8 code, so the logits are
+    compared by relative error and top-1 agreement rather than elementwise."""
+    g, calib, ids, want = fitted
+    m = lmc_compile(g, target="host", quantize=spec, calibration=make_calibration(g, calib))
+    kind = "linear_w4" if spec.startswith("w4") else "linear_w8a8"
+    assert sum(n.op.name == kind for n in m.graph.nodes) == 15
+    got = m(ids)
+    (ref,) = run(m.graph, [ids])
+    rel = float(np.linalg.norm(got - ref) / np.linalg.norm(ref))
+    if kind == "linear_w4":
+        np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-4 * float(np.abs(ref).max()))
+    else:
+        assert rel < 0.02, rel
+        assert float(np.mean(got.argmax(-1) == ref.argmax(-1))) > 0.95
+    float_err = float(np.linalg.norm(got - want) / np.linalg.norm(want))
+    print(f"{spec} on host: rel err vs quantized reference {rel:.2e}, vs float {float_err:.4f}")
