@@ -141,21 +141,27 @@ class Requests:
         return self.count - 1
 
     def run(self, variant: str) -> list[list[bytes]]:
-        d = Path(tempfile.mkdtemp(dir=session_dir()))
-        (d / "req").write_bytes(bytes(self.data))
-        cpu = qemu_cpu(parse_target(variant).features)
-        cmd = [QEMU, "-cpu", cpu, str(driver(variant)), str(d / "req"), str(d / "res")]
-        r = subprocess.run(cmd, capture_output=True, text=True)
-        assert r.returncode == 0, f"kernel driver ({variant}, -cpu {cpu}): {r.stderr}"
-        res, pos, out = (d / "res").read_bytes(), 0, []
-        for _ in range(self.count):
-            (n,) = struct.unpack_from("<q", res, pos)
-            pos += 8
-            arrays = []
-            for _ in range(n):
-                (nb,) = struct.unpack_from("<q", res, pos)
-                arrays.append(res[pos + 8 : pos + 8 + nb])
-                pos += 8 + nb
-            out.append(arrays)
-        shutil.rmtree(d, ignore_errors=True)
-        return out
+        return run_records(bytes(self.data), self.count, driver(variant), variant, "kernel driver")
+
+
+def run_records(data: bytes, count: int, exe: Path, variant: str, label: str) -> list[list[bytes]]:
+    """Run a test driver under qemu on a request file (Requests' format: `count` records) and
+    split its result file into each record's output arrays (raw bytes)."""
+    d = Path(tempfile.mkdtemp(dir=session_dir()))
+    (d / "req").write_bytes(data)
+    cpu = qemu_cpu(parse_target(variant).features)
+    cmd = [QEMU, "-cpu", cpu, str(exe), str(d / "req"), str(d / "res")]
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    assert r.returncode == 0, f"{label} ({variant}, -cpu {cpu}): {r.stderr}"
+    res, pos, out = (d / "res").read_bytes(), 0, []
+    for _ in range(count):
+        (n,) = struct.unpack_from("<q", res, pos)
+        pos += 8
+        arrays = []
+        for _ in range(n):
+            (nb,) = struct.unpack_from("<q", res, pos)
+            arrays.append(res[pos + 8 : pos + 8 + nb])
+            pos += 8 + nb
+        out.append(arrays)
+    shutil.rmtree(d, ignore_errors=True)
+    return out

@@ -6,10 +6,7 @@ reference interpreter (batch 3, 5 and 1). W8A8's int32 sums are compared bit-exa
 from __future__ import annotations
 
 import functools
-import shutil
-import struct
 import subprocess
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +15,6 @@ from lmc.backends.c import packing
 from lmc.backends.c.toolchain import BASE_CFLAGS, arm64_flags
 from lmc.backends.targets import parse_target
 from lmc.ir.ops.quant import LinearW8a8
-from lmc.runtime.arm64 import QEMU, qemu_cpu
 
 from tests.backends.arm64.arm64build import (
     CC,
@@ -28,6 +24,7 @@ from tests.backends.arm64.arm64build import (
     Requests,
     check_arm64,
     needs_arm64,
+    run_records,
     session_dir,
 )
 from tests.backends.c.quant_graphs import N_ENVS, all_graphs
@@ -59,24 +56,7 @@ def driver(variant: str) -> Path:
 
 def run(req: Requests, variant: str) -> list[list[bytes]]:
     """The records of `req` through the quant driver (Requests' format) in one qemu process."""
-    d = Path(tempfile.mkdtemp(dir=session_dir()))
-    (d / "req").write_bytes(bytes(req.data))
-    cpu = qemu_cpu(parse_target(variant).features)
-    cmd = [QEMU, "-cpu", cpu, str(driver(variant)), str(d / "req"), str(d / "res")]
-    r = subprocess.run(cmd, capture_output=True, text=True)
-    assert r.returncode == 0, f"quant driver ({variant}, -cpu {cpu}): {r.stderr}"
-    res, pos, out = (d / "res").read_bytes(), 0, []
-    for _ in range(req.count):
-        (n,) = struct.unpack_from("<q", res, pos)
-        pos += 8
-        arrays = []
-        for _ in range(n):
-            (nb,) = struct.unpack_from("<q", res, pos)
-            arrays.append(res[pos + 8 : pos + 8 + nb])
-            pos += 8 + nb
-        out.append(arrays)
-    shutil.rmtree(d, ignore_errors=True)
-    return out
+    return run_records(bytes(req.data), req.count, driver(variant), variant, "quant driver")
 
 
 @pytest.fixture(params=VARIANTS)
