@@ -286,8 +286,7 @@ static void lmc__conv_p_task(void *ctx, int64_t t0, int64_t t1) {
           int64_t mr = lmc__min(LMC_MR, mc - ir);
           for (int64_t jr = 0; jr < nc; jr += LMC_NR) {
             int64_t nr = lmc__min(LMC_NR, nc - jr);
-            const float *b0 = bpack + jr * kc;
-            lmc__ukernel(kc, apack + ir * kc, b0, nr > LMC_PANEL ? b0 + kc * LMC_PANEL : NULL,
+            lmc__ukernel(kc, apack + ir * kc, bpack + jr * kc, kc * LMC_PANEL,
                          C + (m0 + ir) * ohw + jr, ohw, mr, nr, pc == 0, NULL,
                          bias ? bias + m0 + ir : NULL);
           }
@@ -303,16 +302,16 @@ static void lmc__conv_p_task(void *ctx, int64_t t0, int64_t t1) {
 
 /* c (+)= A @ B on an mrt-row micro-tile (LMC_MR or the ISA's LMC_MR_ALT). */
 static inline void lmc__ukernel_rows(int64_t mrt, int64_t kc, const float *ap, const float *b0,
-                                     const float *b1, float *c, int64_t ldc, int64_t mr,
+                                     int64_t bstride, float *c, int64_t ldc, int64_t mr,
                                      int64_t nr, int first, const float *bias_n) {
 #if defined(LMC_MR_ALT)
   if (mrt == LMC_MR_ALT) {
-    lmc__ukernel_alt(kc, ap, b0, b1, c, ldc, mr, nr, first, bias_n, NULL);
+    lmc__ukernel_alt(kc, ap, b0, bstride, c, ldc, mr, nr, first, bias_n, NULL);
     return;
   }
 #endif
   (void)mrt;
-  lmc__ukernel(kc, ap, b0, b1, c, ldc, mr, nr, first, bias_n, NULL);
+  lmc__ukernel(kc, ap, b0, bstride, c, ldc, mr, nr, first, bias_n, NULL);
 }
 
 static void lmc__conv_t_task(void *ctx, int64_t t0, int64_t t1) {
@@ -333,9 +332,8 @@ static void lmc__conv_t_task(void *ctx, int64_t t0, int64_t t1) {
       for (int64_t jr = 0; jr < nc; jr += LMC_NR) {
         int64_t nr = lmc__min(LMC_NR, nc - jr);
         const float *b0 = wg + jr * cv->kred + pc * LMC_PANEL;
-        const float *b1 = nr > LMC_PANEL ? b0 + cv->kred * LMC_PANEL : NULL;
         for (int64_t ir = 0; ir < mc; ir += mrt)
-          lmc__ukernel_rows(mrt, kc, apack + ir * kc, b0, b1, ct + ir * ldt + jr, ldt,
+          lmc__ukernel_rows(mrt, kc, apack + ir * kc, b0, cv->kred * LMC_PANEL, ct + ir * ldt + jr, ldt,
                             lmc__min(mrt, mc - ir), nr, pc == 0, bias ? bias + jr : NULL);
       }
     }

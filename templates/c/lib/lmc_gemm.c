@@ -140,9 +140,7 @@ static void lmc__gemm_tile(const lmc__gemm *g, int64_t b, int64_t m0, int64_t mc
       int64_t mr = lmc__min(LMC_MR, mc - ir);
       for (int64_t jr = 0; jr < nc; jr += LMC_NR) {
         int64_t nr = lmc__min(LMC_NR, nc - jr);
-        const float *b0 = bbase + (jr / LMC_PANEL) * pstride;
-        const float *b1 = nr > LMC_PANEL ? b0 + pstride : NULL;
-        lmc__ukernel(kc, apack + ir * kc, b0, b1, C + ir * g->ldc + jr, g->ldc, mr, nr, pc == 0,
+        lmc__ukernel(kc, apack + ir * kc, bbase + (jr / LMC_PANEL) * pstride, pstride, C + ir * g->ldc + jr, g->ldc, mr, nr, pc == 0,
                      bias_n ? bias_n + jr : NULL, bias_m ? bias_m + ir : NULL);
       }
     }

@@ -20,11 +20,11 @@ static inline __m256i lmc__mask8(int64_t w) {
   return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)w), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
 }
 
-/* c[0:mr, 0:nr] (+)= A_panel @ B (one 16-wide panel; b1 unused). */
-static inline void lmc__ukernel(int64_t kc, const float *ap, const float *b0, const float *b1,
+/* c[0:mr, 0:nr] (+)= A_panel @ B (one 16-wide panel; bstride unused). */
+static inline void lmc__ukernel(int64_t kc, const float *ap, const float *b0, int64_t bstride,
                                 float *c, int64_t ldc, int64_t mr, int64_t nr, int first,
                                 const float *bias_n, const float *bias_m) {
-  (void)b1;
+  (void)bstride;
   __m256 acc[LMC_MR][2];
 #pragma GCC unroll 8
   for (int i = 0; i < LMC_MR; i++) acc[i][0] = acc[i][1] = _mm256_setzero_ps();

@@ -9,11 +9,11 @@
 #define LMC_GEMV_NP 2
 #define LMC_GEMV_MAXM 4 /* rows the GEMV path takes */
 
-/* c[0:mr, 0:nr] (+)= A_panel @ B (one 16-wide panel; b1 unused). */
-static inline void lmc__ukernel(int64_t kc, const float *ap, const float *b0, const float *b1,
+/* c[0:mr, 0:nr] (+)= A_panel @ B (one 16-wide panel; bstride unused). */
+static inline void lmc__ukernel(int64_t kc, const float *ap, const float *b0, int64_t bstride,
                                 float *c, int64_t ldc, int64_t mr, int64_t nr, int first,
                                 const float *bias_n, const float *bias_m) {
-  (void)b1;
+  (void)bstride;
   float acc[LMC_MR][16];
   for (int i = 0; i < LMC_MR; i++)
     for (int j = 0; j < 16; j++) acc[i][j] = 0.0f;

@@ -34,11 +34,11 @@ LMC__ALWAYS_INLINE float32x4_t lmc__neon_load_n(const float *p, int64_t w) {
   return vld1q_f32(t);
 }
 
-/* c[0:mr, 0:nr] (+)= A_panel @ B (one 16-wide panel; b1 unused). */
-static inline void lmc__ukernel(int64_t kc, const float *ap, const float *b0, const float *b1,
+/* c[0:mr, 0:nr] (+)= A_panel @ B (one 16-wide panel; bstride unused). */
+static inline void lmc__ukernel(int64_t kc, const float *ap, const float *b0, int64_t bstride,
                                 float *c, int64_t ldc, int64_t mr, int64_t nr, int first,
                                 const float *bias_n, const float *bias_m) {
-  (void)b1;
+  (void)bstride;
   float32x4_t acc[LMC_MR][4];
 #pragma GCC unroll 8
   for (int i = 0; i < LMC_MR; i++)

@@ -69,11 +69,11 @@ LMC__ALWAYS_INLINE void lmc__uk_half(const int h, int64_t kc, const float *ap, c
   }
 }
 
-/* c[0:mr, 0:nr] (+)= A_panel @ B (one 16-wide panel; b1 unused). */
-static inline void lmc__ukernel(int64_t kc, const float *ap, const float *b0, const float *b1,
+/* c[0:mr, 0:nr] (+)= A_panel @ B (one 16-wide panel; bstride unused). */
+static inline void lmc__ukernel(int64_t kc, const float *ap, const float *b0, int64_t bstride,
                                 float *c, int64_t ldc, int64_t mr, int64_t nr, int first,
                                 const float *bias_n, const float *bias_m) {
-  (void)b1;
+  (void)bstride;
   lmc__uk_half(0, kc, ap, b0, c, ldc, mr, nr, first, bias_n, bias_m);
   if (nr > 8) lmc__uk_half(1, kc, ap, b0, c, ldc, mr, nr, first, bias_n, bias_m);
 }
