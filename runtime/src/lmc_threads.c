@@ -69,7 +69,16 @@ static void piece_range(int64_t n, int64_t grain, int pieces, int t, int64_t *b,
 struct lmc_worker {
   struct lmc_pool *pool;
   int id;
+  atomic_int cpu; /* the CPU it waits on for the next job (-1: unknown) */
 };
+
+static int current_cpu(void) {
+#if defined(__linux__)
+  return sched_getcpu();
+#else
+  return -1;
+#endif
+}
 
 /* Hand-off protocol. `job` packs a generation (bits 16..) and the number of pieces (bits
  * 0..15); workers wait for it to change. Only workers with id < pieces touch the job's fields
@@ -91,6 +100,7 @@ struct lmc_pool {
   lmc_task_fn fn;           /* the current job, written before `job` changes */
   void *ctx;
   int64_t n, grain;
+  int caller_cpu;           /* the CPU the caller published the job from (-1: unknown) */
 };
 
 int lmc_num_cores(void) {
@@ -114,12 +124,32 @@ static void run_piece(struct lmc_pool *p, int t, int pieces) {
   if (b < e) p->fn(p->ctx, b, e);
 }
 
+/* A worker woken onto the CPU its caller runs on (Linux's wake-up placement does this when the
+ * other CPUs look busy, e.g. a VM's idle vCPUs after a pause) would share that CPU with the
+ * caller for the whole job; it moves to another allowed CPU instead and then lifts the
+ * restriction again, so nothing stays pinned. */
+static void leave_caller_cpu(int caller_cpu) {
+#if defined(__linux__)
+  cpu_set_t allowed, others;
+  int cpu = current_cpu();
+  if (caller_cpu < 0 || cpu != caller_cpu || sched_getaffinity(0, sizeof allowed, &allowed) != 0)
+    return;
+  others = allowed;
+  CPU_CLR(cpu, &others);
+  if (CPU_COUNT(&others) == 0 || sched_setaffinity(0, sizeof others, &others) != 0) return;
+  sched_setaffinity(0, sizeof allowed, &allowed);
+#else
+  (void)caller_cpu;
+#endif
+}
+
 static void *worker_main(void *arg) {
   struct lmc_worker *w = (struct lmc_worker *)arg;
   struct lmc_pool *p = w->pool;
   uint_fast64_t seen = 0, j;
   for (;;) {
     j = atomic_load(&p->job);
+    atomic_store(&w->cpu, current_cpu());
     for (int i = 0; j == seen && i < SPIN_ROUNDS; i++) {
       cpu_relax(i);
       j = atomic_load(&p->job);
@@ -127,6 +157,7 @@ static void *worker_main(void *arg) {
     if (j == seen) {
       pthread_mutex_lock(&p->mu);
       atomic_fetch_add(&p->sleepers, 1);
+      atomic_store(&w->cpu, -1);
       while ((j = atomic_load(&p->job)) == seen) pthread_cond_wait(&p->wake, &p->mu);
       atomic_fetch_sub(&p->sleepers, 1);
       pthread_mutex_unlock(&p->mu);
@@ -134,6 +165,7 @@ static void *worker_main(void *arg) {
     seen = j;
     if (atomic_load(&p->stop)) break;
     if (w->id >= (int)(j & 0xFFFF)) continue;
+    leave_caller_cpu(p->caller_cpu);
     run_piece(p, w->id, (int)(j & 0xFFFF));
     if (atomic_fetch_sub(&p->pending, 1) == 1 && atomic_load(&p->waiting)) {
       pthread_mutex_lock(&p->mu);
@@ -144,15 +176,16 @@ static void *worker_main(void *arg) {
   return NULL;
 }
 
-/* Publishes a new job word (generation + 1, `pieces`) and wakes sleeping workers. */
-static void publish(struct lmc_pool *p, int pieces) {
+/* Publishes a new job word (generation + 1, `pieces`) and wakes sleeping workers; returns
+ * whether some were asleep. */
+static int publish(struct lmc_pool *p, int pieces) {
   uint_fast64_t gen = (atomic_load(&p->job) >> 16) + 1;
   atomic_store(&p->job, gen << 16 | (uint_fast64_t)pieces);
-  if (atomic_load(&p->sleepers) > 0) {
-    pthread_mutex_lock(&p->mu);
-    pthread_cond_broadcast(&p->wake);
-    pthread_mutex_unlock(&p->mu);
-  }
+  if (atomic_load(&p->sleepers) == 0) return 0;
+  pthread_mutex_lock(&p->mu);
+  pthread_cond_broadcast(&p->wake);
+  pthread_mutex_unlock(&p->mu);
+  return 1;
 }
 
 struct lmc_pool *lmc_pool_create(int num_threads) {
@@ -180,6 +213,7 @@ struct lmc_pool *lmc_pool_create(int num_threads) {
   for (; started < size - 1; started++) {
     p->workers[started].pool = p;
     p->workers[started].id = started + 1;
+    atomic_init(&p->workers[started].cpu, -1);
     if (pthread_create(&p->threads[started], NULL, worker_main, &p->workers[started]) != 0) break;
   }
   pthread_sigmask(SIG_SETMASK, &old, NULL);
@@ -230,8 +264,15 @@ void lmc_parallel_for(struct lmc_pool *p, int64_t n, int64_t grain, lmc_task_fn 
   p->ctx = ctx;
   p->n = n;
   p->grain = grain;
+  p->caller_cpu = current_cpu();
   atomic_store(&p->pending, pieces - 1);
-  publish(p, pieces);
+  /* A woken worker may be queued on this CPU, and a spinning one may have been placed on it
+   * (see leave_caller_cpu): yielding once lets it run and move away now instead of after this
+   * thread's time slice. */
+  int share = publish(p, pieces);
+  for (int i = 0; i < pieces - 1 && !share; i++)
+    share = p->caller_cpu >= 0 && atomic_load(&p->workers[i].cpu) == p->caller_cpu;
+  if (share) sched_yield();
   run_piece(p, 0, pieces);
   for (int i = 0; atomic_load(&p->pending) != 0 && i < SPIN_ROUNDS; i++) cpu_relax(i);
   if (atomic_load(&p->pending) != 0) {
