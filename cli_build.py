@@ -74,6 +74,14 @@ def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     )
     b.add_argument("--no-cache", action="store_true", help="compile every source afresh")
     b.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+    b.add_argument(
+        "--option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a C backend option, repeatable: kernels=true|false, epilogues=true|false, "
+        "merge_linears=true|false, conv_algorithm=auto|gemm|winograd",
+    )
     add_quant_args(b)
     b.set_defaults(func=cmd_build)
 
@@ -89,7 +97,7 @@ def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
 
 # -- lmc build -------------------------------------------------------------------------------
 def cmd_build(args: argparse.Namespace) -> int:
-    from .backends.c.build import build_artifact
+    from .backends.c.build import build_artifact, parse_backend_option
     from .frontend import import_model
     from .passes.manager import PassContext, Pipeline
     from .runtime.artifact import read_manifest
@@ -107,6 +115,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     if args.threads is not None and args.threads < 1:
         raise LmcError(f"--threads {args.threads}: expected a positive number of jobs")
     qspec = check_quant_args(args)
+    options = dict(parse_backend_option(o) for o in args.option)
     stages = Stages(None if args.quiet else sys.stderr)
 
     stages.start("import")
@@ -134,6 +143,7 @@ def cmd_build(args: argparse.Namespace) -> int:
         force=args.force,
         cache_dir=None if args.no_cache else (args.cache_dir or default_cache_dir()),
         jobs=args.threads,
+        options=options,
     )
     stages.finish()
     names = [q.name for q in pipeline.passes]

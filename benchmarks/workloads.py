@@ -11,11 +11,12 @@ import torch
 from torch import nn
 
 from tests.models import (
-    BasicBlock,
     LlamaDecodeStep,
     LlamaPrefill,
+    ResNet18,
     build_minilm,
     minilm_inputs,
+    randomize_batchnorm,
 )
 
 DynamicShapes = dict[str, dict[int, tuple[str, int, int]]]
@@ -94,38 +95,9 @@ def llama_decode() -> Built:
     return Built(LlamaDecodeStep(llama_lm()).eval(), llama_cache(PROMPT), llama_cache(6))
 
 
-class ResNet18(nn.Module):
-    """ResNet-18's shape (torchvision layout, written here with the zoo's BasicBlock): conv7x7/2
-    + BN + ReLU + maxpool, 4 stages x 2 BasicBlocks (64, 128, 256, 512; stride 2 from stage 2),
-    global average pool, fc 1000."""
-
-    def __init__(self, classes: int = 1000) -> None:
-        super().__init__()
-        self.stem = nn.Sequential(
-            nn.Conv2d(3, 64, 7, 2, 3, bias=False), nn.BatchNorm2d(64), nn.ReLU(),
-            nn.MaxPool2d(3, 2, 1),
-        )  # fmt: skip
-        blocks, cin = [], 64
-        for i, cout in enumerate((64, 128, 256, 512)):
-            blocks += [BasicBlock(cin, cout, 1 if i == 0 else 2), BasicBlock(cout, cout, 1)]
-            cin = cout
-        self.layers = nn.Sequential(*blocks)
-        self.pool = nn.AdaptiveAvgPool2d((1, 1))
-        self.fc = nn.Linear(512, classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(torch.flatten(self.pool(self.layers(self.stem(x))), 1))
-
-
 def resnet18() -> Built:
     torch.manual_seed(0)
-    model = ResNet18()
-    for m in model.modules():  # non-trivial running statistics and affine parameters
-        if isinstance(m, nn.BatchNorm2d):
-            m.running_mean.uniform_(-0.5, 0.5)
-            m.running_var.uniform_(0.5, 2.0)
-            m.weight.data.uniform_(0.5, 1.5)
-            m.bias.data.uniform_(-0.2, 0.2)
+    model = randomize_batchnorm(ResNet18())
     image = torch.randn(2, 3, 224, 224, generator=_gen())
     return Built(model.eval(), (image[:1].clone(),), (image,))
 

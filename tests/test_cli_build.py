@@ -328,3 +328,33 @@ def test_targets_lists_every_target_with_status():
         assert re.search(r"build:    no: .*gcc-aarch64-linux-gnu", blocks["arm64"])
     assert re.search(r"build:    no: .*no cuda code generator", blocks["cuda"])
     assert "features:" in blocks["host"] and "about:" in blocks["cuda"]
+
+
+@needs_cc
+def test_build_backend_options(tmp_path):
+    """--option KEY=VALUE reaches the C backend (here: a conv taken by Winograd, then not);
+    unknown keys and values are one clear error listing what is accepted."""
+    rng = np.random.default_rng(5)
+    src = "\n".join(
+        [
+            "graph @c [n in 1..2] {",
+            "  %x = input() {index=0} : f32[n, 4, 10, 30]",
+            '  %w = param() {key="w"} : f32[6, 4, 3, 3]',
+            "  %0 = conv(%x, %w) {stride=[1, 1], padding=[1, 1, 1, 1], dilation=[1, 1], groups=1}"
+            " : f32[n, 6, 10, 30]",
+            "  return %0",
+            "}",
+        ]
+    )
+    (tmp_path / "c.lmc").write_text(src + "\n")
+    np.savez(tmp_path / "w.npz", w=rng.standard_normal((6, 4, 3, 3)).astype(np.float32))
+    common = (tmp_path / "c.lmc", "--weights", tmp_path / "w.npz", "-q")
+    for algo in ("winograd", "gemm"):
+        out = tmp_path / algo
+        code, _, err = build(*common, "-o", out, "--option", f"conv_algorithm={algo}")
+        assert code == 0, err
+        assert ('algo="winograd"' in (out / "model.lmc").read_text()) == (algo == "winograd")
+    code, _, err = build(*common, "-o", tmp_path / "x", "--option", "conv_algorithm=fast")
+    assert code == 1 and "expected one of auto|gemm|winograd" in one_error(err)
+    code, _, err = build(*common, "-o", tmp_path / "x", "--option", "speed=11")
+    assert code == 1 and "conv_algorithm=auto|gemm|winograd" in one_error(err)

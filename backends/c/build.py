@@ -34,6 +34,7 @@ from . import fold_attention_layout as _fal  # noqa: F401
 from . import group_kernels as _gk  # noqa: F401  (registers the pass)
 from . import legalize as _lg  # noqa: F401
 from . import merge_sibling_linears as _msl  # noqa: F401
+from . import select_conv_algorithm as _sca  # noqa: F401
 from . import wasm as web
 from .emit import C, WeightRef, c_external, emit_module
 from .emit_conv import conv_packed_key, packed_conv_params
@@ -45,11 +46,13 @@ from .packing import (
     GEMM_LAYOUT,
     GEMM_S8_LAYOUT,
     pack_conv2d,
+    pack_conv2d_winograd,
     pack_gemm,
     pack_gemm_s8,
+    winograd_layout,
 )
 from .render import C_TEMPLATES, render
-from .toolchain import Progress, compile_objects, find_toolchain, link, make_tools
+from .toolchain import Progress, compile_objects, find_toolchain, kernel_path, link, make_tools
 
 # fuse_norms / fuse_rotary are target-independent but approximate (or rebuild cos / sin), so
 # they run here rather than in the exact default pipeline; fold_attention_layout and
@@ -63,7 +66,37 @@ BACKEND_PASSES = [
     "eliminate_common_subexpressions",
     "eliminate_dead_nodes",
     "group_kernels",
+    "select_conv_algorithm",
 ]
+# Options of the C backend (lmc.compile(options=...), `lmc build --option KEY=VALUE`): name ->
+# accepted values, the default first.
+BACKEND_OPTIONS: dict[str, tuple[Any, ...]] = {
+    "kernels": (True, False),  # call the kernel library (false: plain loops only)
+    "epilogues": (True, False),  # fuse elementwise chains into producer epilogues
+    "merge_linears": (True, False),  # sibling linears as one multi-piece GEMM
+    "conv_algorithm": ("auto", "gemm", "winograd"),  # select_conv_algorithm
+}
+
+
+def parse_backend_option(text: str) -> tuple[str, Any]:
+    """ "KEY=VALUE" -> (key, value) for BACKEND_OPTIONS (booleans as true/false/1/0)."""
+    key, eq, value = text.partition("=")
+    key, value = key.strip(), value.strip()
+    if key not in BACKEND_OPTIONS or not eq:
+        known = ", ".join(f"{k}={'|'.join(map(_word, v))}" for k, v in BACKEND_OPTIONS.items())
+        raise LmcError(f"option {text!r}: expected KEY=VALUE with one of {known}")
+    choices = BACKEND_OPTIONS[key]
+    bools = {"true": True, "1": True, "false": False, "0": False}
+    got = bools.get(value.lower()) if isinstance(choices[0], bool) else value
+    if got not in choices:
+        raise LmcError(f"option {key}={value!r}: expected one of {'|'.join(map(_word, choices))}")
+    return key, got
+
+
+def _word(v: Any) -> str:
+    return str(v).lower() if isinstance(v, bool) else str(v)
+
+
 MODEL_SOURCE = "model.c"
 GEN_HEADER = "lmc_gen.h"
 F32_STORAGE = "f32-storage"  # layout of bf16 params: f32 bytes holding bf16 values
@@ -124,13 +157,15 @@ def make_plan(g: Graph) -> MemoryPlan:
     )
 
 
-def weight_blobs(g: Graph, kernels: bool = True) -> dict[str, tuple[Any, dict[str, Any]]]:
+def weight_blobs(
+    g: Graph, kernels: bool = True, path: str = "portable"
+) -> dict[str, tuple[Any, dict[str, Any]]]:
     """Every blob of the weights file: plain params under their key, pre-packed GEMM weights
     under key + emit_linalg.PACKED[kind], conv weights under emit_conv.conv_packed_key (only the
-    forms some kernel reads)."""
+    forms some kernel reads; Winograd ones in the row panels of kernel path `path`)."""
     packed = packed_gemm_params(g, kernels) | {(k, "s8") for k in s8_packed_params(g, kernels)}
-    convs = packed_conv_params(g, kernels)  # blob key -> (param key, groups)
-    packed_keys = {key for key, _ in packed} | {key for key, _ in convs.values()}
+    convs = packed_conv_params(g, kernels)  # blob key -> (param key, groups, algo)
+    packed_keys = {key for key, _ in packed} | {key for key, _, _ in convs.values()}
     quant, quant_keys = quant_blobs(g, kernels)  # quantized linears' packed weights
     packed_keys |= quant_keys
     raw_needed: set[str] = set()
@@ -170,16 +205,20 @@ def weight_blobs(g: Graph, kernels: bool = True) -> dict[str, tuple[Any, dict[st
             w = a.astype(np.float32) if kind == "linear" else a.astype(np.float32).T
             meta = {"dtype": "f32", "shape": list(w.shape), "layout": GEMM_LAYOUT}
             blobs[key + suffix] = (pack_gemm(np.ascontiguousarray(w)), meta)
-        for blob_key, (_, groups) in sorted(i for i in convs.items() if i[1][0] == key):
+        for blob_key, (_, groups, algo) in sorted(i for i in convs.items() if i[1][0] == key):
             if blob_key in params:
                 raise LmcError(
                     f"param keys {key!r} and {blob_key!r} collide in the "
                     "weights file (the second names the first's packed form)"
                 )
-            w = a.astype(np.float32)
+            w = np.ascontiguousarray(a.astype(np.float32))
             w = w.reshape(w.shape[0], w.shape[1], 1, -1) if w.ndim == 3 else w  # 1-D conv
+            if algo == "winograd":
+                meta = {"dtype": "f32", "shape": list(a.shape), "layout": winograd_layout(path)}
+                blobs[blob_key] = (pack_conv2d_winograd(w, path), meta)
+                continue
             meta = {"dtype": "f32", "shape": list(a.shape), "layout": CONV2D_LAYOUT}
-            blobs[blob_key] = (pack_conv2d(np.ascontiguousarray(w), groups), meta)
+            blobs[blob_key] = (pack_conv2d(w, groups), meta)
     for key in sorted(quant):
         if key in params:
             raise LmcError(f"param key {key!r} collides with a packed quantized weight's key")
@@ -238,8 +277,8 @@ def build_artifact(
 ) -> BuildResult:
     """Build the artifact folder for `graph` (already through the target-independent passes)
     at `out_dir`. `passes_stats` (e.g. PassContext.stats of the frontend pipeline) goes into
-    the manifest with the backend passes' own. Options: kernels (default true: call the kernel
-    library; false: plain loops only), epilogues (kernel grouping). `jobs` caps the parallel
+    the manifest with the backend passes' own. Options: BACKEND_OPTIONS (kernels, epilogues,
+    merge_linears, conv_algorithm). `jobs` caps the parallel
     compiler processes (default: one per core)."""
     t = parse_target(target)
     if t.kind != "c":
@@ -296,7 +335,7 @@ def _build_into(
     for name in BACKEND_PASSES:  # per-pass times for progress readers (the CLI's stage lines)
         say(f"pass {name} took {ctx.timings.get(name, 0.0):.6f} s")
     say("writing weights")
-    blobs = weight_blobs(g, opts["kernels"])
+    blobs = weight_blobs(g, opts["kernels"], kernel_path(t))
     written = art.write_weights(out / art.WEIGHTS, blobs)
     weights = {k: WeightRef(k, off, n) for k, (off, n) in written.offsets.items()}
     say("planning memory")

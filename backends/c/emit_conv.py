@@ -2,8 +2,10 @@
 lmc_conv2d_f32 (a 1-D conv is a 2-D one with H = 1) with the weight pre-packed at compile time
 when it is a param (blob key + PACKED_CONV, layout packing.CONV2D_LAYOUT) or packed at run time
 into the workspace, which also holds the zero-padded input copy the kernel packs patches from;
-f32 2-D max pools call lmc_max_pool2d_f32; other convs, transposed convs and pools are plain
-loops over the output with the window nested."""
+fused_conv with algo="winograd" calls lmc_conv2d_wino_f32 on its weight transformed at compile
+time (blob key + PACKED_WINO, layout packing.winograd_layout); f32 2-D max pools call
+lmc_max_pool2d_f32; other convs, transposed convs and pools are plain loops over the output
+with the window nested."""
 
 from __future__ import annotations
 
@@ -43,6 +45,11 @@ def _conv_attrs(op, nd: int):
 
 
 PACKED_CONV = "#conv"  # blob key suffix of a conv weight packed for lmc_conv2d_f32
+PACKED_WINO = "#wino"  # ... and of one transformed for lmc_conv2d_wino_f32
+
+
+def _winograd(node: Node) -> bool:
+    return isinstance(node.op, FusedConv) and node.op.algo == "winograd"
 
 
 def _kernel_conv(node: Node) -> bool:
@@ -59,19 +66,22 @@ def conv_packed_key(node: Node) -> str | None:
     w = node.inputs[1]
     if not isinstance(w.node.op, Param) or any(v is w for i, v in enumerate(node.inputs) if i != 1):
         return None
+    if _winograd(node):
+        return w.node.op.key + PACKED_WINO  # type: ignore[attr-defined]
     groups = node.op.groups  # type: ignore[attr-defined]
     return w.node.op.key + PACKED_CONV + (f".g{groups}" if groups != 1 else "")  # type: ignore[attr-defined]
 
 
-def packed_conv_params(g: Graph, kernels: bool = True) -> dict[str, tuple[str, int]]:
-    """Blob key -> (param key, groups) of every conv weight read pre-packed."""
+def packed_conv_params(g: Graph, kernels: bool = True) -> dict[str, tuple[str, int, str]]:
+    """Blob key -> (param key, groups, algo) of every conv weight read pre-packed."""
     if not kernels:
         return {}
-    out: dict[str, tuple[str, int]] = {}
+    out: dict[str, tuple[str, int, str]] = {}
     for n in g.nodes:
         key = conv_packed_key(n)
         if key is not None:
-            out[key] = (n.inputs[1].node.op.key, n.op.groups)  # type: ignore[attr-defined]
+            algo = getattr(n.op, "algo", "gemm")
+            out[key] = (n.inputs[1].node.op.key, n.op.groups, algo)  # type: ignore[attr-defined]
     return out
 
 
@@ -90,7 +100,7 @@ def _conv_workspace(node: Node) -> Dim | None:
     """Room for the weight packed at run time (when it is not a pre-packed param) and the
     zero-padded input copy (when the conv pads): lmc_conv2d_packed_bytes rounded up to 64,
     then at least lmc_conv2d_workspace_bytes."""
-    if not isinstance(node.op, (Conv, FusedConv)) or not _kernel_conv(node):
+    if not isinstance(node.op, (Conv, FusedConv)) or not _kernel_conv(node) or _winograd(node):
         return None
     x, w = node.inputs[:2]
     y = node.outputs[0]
@@ -131,6 +141,18 @@ def conv(k: Kernel, node: Node) -> str:
             epi = f"{k.name}_epi"
         decls = [f"const lmc_conv2d_shape cs = {shape};", "lmc_epi_ctx ectx = {ex, 0};"]
         stmts = []
+        if _winograd(node):
+            wp = f"(const float *)(ex->weights + {k.weight(conv_packed_key(node)).offset})"
+            stmts += [
+                "if (!lmc_conv2d_wino_applies(&cs))",
+                "  return lmc_fail(ex->err, ex->err_len, "
+                '"fused_conv algo=winograd: no Winograd kernel for input channels ", cs.C);',
+                f"lmc_conv2d_wino_f32(ex->pool, &cs, {k.ptr(x)}, {wp}, "
+                f"{k.ptr(b) if b is not None else 'NULL'}, {k.ptr(y, const=False)}, {epi}, "
+                "&ectx);",
+            ]
+            body = k.render("ops/values.c.j2", decls=decls, stmts=stmts)
+            return epi_code + "\n" + body if epi_code else body
         ws = k.workspace() if _conv_workspace(node) is not None else "NULL"
         key = conv_packed_key(node)
         if key is not None and key in k.mod.weights:

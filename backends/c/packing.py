@@ -2,7 +2,9 @@
 templates/c/lib reads (see lmc_kernels.h), named so the weights metadata can record them.
 
 The layouts do not depend on the SIMD flavour: every C target (AVX-512, AVX2, portable, later
-NEON / WASM) reads the same bytes, so an artifact's weights are valid for any of them.
+NEON / WASM) reads the same bytes, so an artifact's weights are valid for any of them. The one
+exception is the Winograd convolution weight, stored in the micro-kernel's row panels (whose
+height MICRO_ROWS differs per SIMD path) and named with it.
 """
 
 from __future__ import annotations
@@ -96,6 +98,45 @@ def pack_conv2d(w: np.ndarray, groups: int = 1) -> bytes:
     kg = w.shape[0] // groups
     flat = w.reshape(groups, kg, -1)
     return b"".join(pack_gemm(np.ascontiguousarray(flat[g])) for g in range(groups))
+
+
+# ---- Winograd F(2x2, 3x3) convolution (lmc_winograd.c) ----------------------------------------
+
+# Rows of the GEMM micro-tile (LMC_MR) per kernel library SIMD path (toolchain.kernel_path).
+MICRO_ROWS = {"avx512": 8, "avx2": 6, "neon": 6, "wasm": 4, "portable": 4}
+# G of F(2x2, 3x3): U = G g G^T turns a 3x3 filter into the 4x4 one the tiles multiply.
+WINO_G = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]], np.float64)
+
+
+def winograd_layout(path: str) -> str:
+    """The layout name of a Winograd weight for kernel path `path` (lmc_conv2d_wino_layout)."""
+    return f"lmc.conv2d.wino2x3.mr{MICRO_ROWS[path]}.v1"
+
+
+def winograd_packed_bytes(w_shape: tuple[int, ...], path: str) -> int:
+    """Bytes of a packed Winograd weight [K, C, 3, 3] (lmc_conv2d_wino_packed_bytes)."""
+    mr = MICRO_ROWS[path]
+    return 16 * (-(-int(w_shape[0]) // mr) * mr) * int(w_shape[1]) * 4
+
+
+def pack_conv2d_winograd(w: np.ndarray, path: str) -> bytes:
+    """Pack a 3x3 conv weight [K, C, 3, 3] (one group) for lmc_conv2d_wino_f32: U[xi] =
+    G g G^T (computed in float64, rounded once) for xi = 4a + b < 16, each stored as the
+    micro-kernel's row panels of MR = MICRO_ROWS[path] output channels, [ceil(K/MR)][C][MR]
+    (panel[c * MR + k % MR] = U[xi][k][c]), zero rows past K; the 16 one after another."""
+    w = _f32("pack_conv2d_winograd", w, 4)
+    if w.shape[2:] != (3, 3):
+        raise PackingError(f"pack_conv2d_winograd: expected a [K, C, 3, 3] weight, got {w.shape}")
+    mr = MICRO_ROWS[path]
+    k, c = w.shape[:2]
+    if k == 0 or c == 0:
+        return b""
+    u = np.einsum("ai,kcij,bj->abkc", WINO_G, w.astype(np.float64), WINO_G).reshape(16, k, c)
+    rows = -(-k // mr) * mr
+    padded = np.zeros((16, rows, c), np.float64)
+    padded[:, :k] = u
+    panels = padded.reshape(16, rows // mr, mr, c).transpose(0, 1, 3, 2)
+    return np.ascontiguousarray(panels).astype("<f4").tobytes()
 
 
 # ---- int8 GEMM (lmc_int8.c) -------------------------------------------------------------------

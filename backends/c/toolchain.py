@@ -86,6 +86,21 @@ def isa_flags(target: Target) -> list[str]:
     return out
 
 
+KERNEL_PATHS = {
+    "-DLMC_AVX512": "avx512",
+    "-DLMC_AVX2": "avx2",
+    "-DLMC_NEON": "neon",
+    "-DLMC_WASM_SIMD": "wasm",
+}
+
+
+def kernel_path(target: Target) -> str:
+    """The kernel library's SIMD path that isa_flags selects for `target` (avx512, avx2, neon,
+    wasm, or portable without one of their macros)."""
+    flags = isa_flags(target)
+    return next((p for m, p in KERNEL_PATHS.items() if m in flags), "portable")
+
+
 def make_tools(target: Target) -> tuple[str, str]:
     """(compiler, archiver) that an artifact's Makefile uses by default for `target`."""
     if target.arch in CROSS:

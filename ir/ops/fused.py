@@ -325,11 +325,16 @@ class FusedMatmul(Op):
         return eval_expr(parse_expr(self.epilogue), (Matmul().ref(a, b), *extras))
 
 
+CONV_ALGOS = ("gemm", "winograd")
+
+
 @register
 @dataclass(frozen=True)
 class FusedConv(Op):
     """y = epilogue(conv(x, w, b), e1, ..., en) with conv's attributes; x0 in the epilogue is
-    the conv result (bias included when `bias`: operands x, w, b, e1...)."""
+    the conv result (bias included when `bias`: operands x, w, b, e1...). `algo` is how a
+    backend computes the conv: "gemm" (im2col / direct) or "winograd" (F(2x2, 3x3): 2-D, 3x3
+    kernel, stride 1, dilation 1, one group); the value is the same up to rounding."""
 
     name: ClassVar[str] = "fused_conv"
     stride: IntTuple = ()
@@ -338,6 +343,7 @@ class FusedConv(Op):
     groups: int = 1
     bias: bool = False
     epilogue: str = "x0"
+    algo: str = "gemm"
 
     def conv(self) -> Conv:
         return Conv(self.stride, self.padding, self.dilation, self.groups)
@@ -348,6 +354,17 @@ class FusedConv(Op):
 
     def infer(self, x: TensorType, w: TensorType, *rest: TensorType) -> TensorType:
         b, extras = self._split(rest)
+        require(
+            self.algo in CONV_ALGOS, f"fused_conv: algo {self.algo!r} is not one of {CONV_ALGOS}"
+        )
+        if self.algo == "winograd":
+            ones = all(v == 1 for v in (*self.stride, *self.dilation))
+            require(
+                w.rank == 4 and shape_eq(w.shape[2:], (3, 3)) and ones and self.groups == 1,
+                f'fused_conv: algo="winograd" needs a 2-D 3x3 conv with stride 1, dilation 1 '
+                f"and one group, got weight {w} stride {list(self.stride)} dilation "
+                f"{list(self.dilation)} groups {self.groups}",
+            )
         return _epilogue_type(self, self.conv().infer(x, w, b), extras)
 
     def ref(self, x: np.ndarray, w: np.ndarray, *rest: np.ndarray) -> np.ndarray:

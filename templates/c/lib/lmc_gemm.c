@@ -4,12 +4,6 @@
  * strided activation x activation GEMM. */
 #include "lmc_kern.h"
 
-#if defined(_MSC_VER)
-#define LMC_TLS __declspec(thread)
-#else
-#define LMC_TLS __thread
-#endif
-
 static LMC_TLS float lmc__tls_scratch[LMC_SCRATCH_FLOATS + 16];
 
 float *lmc__scratch(void) {
@@ -114,22 +108,30 @@ static void lmc__fill_bias(float *c, int64_t ldc, int64_t mc, int64_t nc, const 
 
 static void lmc__gemm_tile(const lmc__gemm *g, int64_t b, int64_t m0, int64_t mc, int64_t n0,
                            int64_t nc) {
-  const float *A = g->A + (b % g->a_mod) * g->a_bs + m0 * g->lda;
+  const float *A = g->ap ? NULL : g->A + (b % g->a_mod) * g->a_bs + m0 * g->lda;
   float *C = g->C + b * g->c_bs + m0 * g->ldc + n0;
   const float *bias_n = g->bias_n ? g->bias_n + n0 : NULL;
   const float *bias_m = g->bias_m ? g->bias_m + (b % g->bm_mod) * g->bm_bs + m0 : NULL;
   if (g->K == 0) lmc__fill_bias(C, g->ldc, mc, nc, bias_n, bias_m);
-  float *apack = lmc__scratch();
+  float *apack = g->apack ? g->apack : lmc__scratch();
   float *bpack = apack + LMC_MC_MAX * LMC_KC;
   int64_t nkb = lmc__max(1, lmc__cdiv(g->K, LMC_KC));
   int64_t kb = lmc__cdiv(lmc__cdiv(g->K, nkb), 8) * 8; /* balanced k blocks, <= LMC_KC */
   for (int64_t pc = 0; pc < g->K; pc += kb) {
     int64_t kc = lmc__min(kb, g->K - pc);
-    lmc__pack_a(A, g->lda, mc, pc, kc, apack);
+    /* micro-panel ir of this k block: [kc][LMC_MR] at a0 + ir * ar */
+    const float *a0 = apack;
+    int64_t ar = kc;
+    if (g->ap) {
+      a0 = g->ap + (b % g->a_mod) * g->a_bs + m0 * g->K + pc * LMC_MR;
+      ar = g->K;
+    } else {
+      lmc__pack_a(A, g->lda, mc, pc, kc, apack);
+    }
     const float *bbase;
     int64_t pstride;
     if (g->bp) {
-      bbase = g->bp + n0 * g->K + pc * LMC_PANEL;
+      bbase = g->bp + b * g->b_bs + n0 * g->K + pc * LMC_PANEL;
       pstride = g->K * LMC_PANEL;
     } else {
       g->pack_b(g->bctx, b, pc, kc, n0, nc, bpack);
@@ -140,8 +142,9 @@ static void lmc__gemm_tile(const lmc__gemm *g, int64_t b, int64_t m0, int64_t mc
       int64_t mr = lmc__min(LMC_MR, mc - ir);
       for (int64_t jr = 0; jr < nc; jr += LMC_NR) {
         int64_t nr = lmc__min(LMC_NR, nc - jr);
-        lmc__ukernel(kc, apack + ir * kc, bbase + (jr / LMC_PANEL) * pstride, pstride, C + ir * g->ldc + jr, g->ldc, mr, nr, pc == 0,
-                     bias_n ? bias_n + jr : NULL, bias_m ? bias_m + ir : NULL);
+        lmc__ukernel(kc, a0 + ir * ar, bbase + (jr / LMC_PANEL) * pstride, pstride,
+                     C + ir * g->ldc + jr, g->ldc, mr, nr, pc == 0, bias_n ? bias_n + jr : NULL,
+                     bias_m ? bias_m + ir : NULL);
       }
     }
   }
@@ -173,6 +176,14 @@ void lmc__gemm_run(struct lmc_pool *pool, const lmc__gemm *g) {
   pl.NC = lmc__max(LMC_NR, lmc__min(pl.NC, LMC_NC_MAX));
   pl.nblocks = lmc__cdiv(g->N, pl.NC);
   lmc__parallel(pool, g->batch * pl.mblocks * pl.nblocks, 1, lmc__gemm_task, &pl);
+}
+
+void lmc__gemm_serial(const lmc__gemm *g) {
+  for (int64_t b = 0; b < g->batch; b++)
+    for (int64_t m0 = 0; m0 < g->M; m0 += LMC_MC_MAX)
+      for (int64_t n0 = 0; n0 < g->N; n0 += LMC_NC_MAX)
+        lmc__gemm_tile(g, b, m0, lmc__min(LMC_MC_MAX, g->M - m0), n0,
+                       lmc__min(LMC_NC_MAX, g->N - n0));
 }
 
 /* ---- GEMV: M <= LMC_GEMV_MAXM rows against packed panels, streamed once --------------- */

@@ -35,6 +35,12 @@
 #define LMC_NC_MAX 256               /* columns per task */
 #endif
 
+#if defined(_MSC_VER)
+#define LMC_TLS __declspec(thread)
+#else
+#define LMC_TLS __thread
+#endif
+
 /* Per-thread scratch, LMC_SCRATCH_FLOATS floats, 64-byte aligned (thread-local storage, so no
  * allocation in kernels and no large stack frames: pool threads may have small stacks). */
 #define LMC_SCRATCH_FLOATS (LMC_MC_MAX * LMC_KC + LMC_KC * LMC_NC_MAX)
@@ -66,13 +72,16 @@ typedef void (*lmc__pack_b_fn)(const void *ctx, int64_t batch, int64_t k0, int64
 
 /* C_b[M,N] = A_b[M,K] @ B_b[K,N] (+ bias_n[N]) (+ bias_m_b[M]) for b < batch, then epi per
  * finished tile (rows reported as b * M + row). A_b = A + (b % a_mod) * a_bs, row-major with
- * lda; B either pre-packed (bp: panel p of every batch at bp + p * K * 16) or packed per block
- * by pack_b; C_b = C + b * c_bs; bias_m_b = bias_m + (b % bm_mod) * bm_bs. */
+ * lda, or pre-packed (ap: micro-panels [ceil(M/LMC_MR)][K][LMC_MR], rows past M zero, of batch
+ * b at ap + (b % a_mod) * a_bs; A and lda unused); B either pre-packed (bp: panel p of batch b at bp + b * b_bs + p * K * 16; b_bs 0 when
+ * the batches share it) or packed per block by pack_b; C_b = C + b * c_bs; bias_m_b = bias_m +
+ * (b % bm_mod) * bm_bs. */
 typedef struct {
   int64_t M, N, K, batch;
-  const float *A;
+  const float *A, *ap;
   int64_t lda, a_bs, a_mod;
   const float *bp;
+  int64_t b_bs;
   lmc__pack_b_fn pack_b;
   const void *bctx;
   float *C;
@@ -82,9 +91,13 @@ typedef struct {
   int64_t bm_bs, bm_mod;
   lmc_epilogue_fn epi;
   void *epi_ctx;
+  float *apack; /* room for the packed A block (LMC_MC_MAX * LMC_KC floats); NULL: the scratch */
 } lmc__gemm;
 
 void lmc__gemm_run(struct lmc_pool *pool, const lmc__gemm *g);
+/* The same on the calling thread only, for callers already inside a parallel task (needs a
+ * pre-packed B when apack points into the caller's own scratch). */
+void lmc__gemm_serial(const lmc__gemm *g);
 
 /* The int8 GEMM's micro-kernel (lmc_int8.c; lmc_w8a8.c's too outside x86): acc[4][16] = sum over kg
  * groups of 4 k of A'[i][k] * B'[k][j]; ap a tile [kg][4 rows][4 k], bp a packed panel. */

@@ -188,6 +188,19 @@ void lmc_conv2d_pack(const lmc_conv2d_shape *s, const float *w, float *packed);
 void lmc_conv2d_f32(struct lmc_pool *pool, const lmc_conv2d_shape *s, const float *x,
                     const float *packed_w, const float *bias, float *y, void *workspace,
                     lmc_epilogue_fn epi, void *epi_ctx);
+/* The same convolution by Winograd's F(2x2, 3x3) (lmc_winograd.c) for shapes where
+ * lmc_conv2d_wino_applies (3x3, stride 1, dilation 1, one group, channels within the per-thread
+ * scratch): 4/9 of the multiplies, with rounding that differs from the direct sum (transforms
+ * in f32). Layout "lmc.conv2d.wino2x3.v1": U[xi][k][c] = (G g G^T)[xi] for xi < 16, f32,
+ * [16][K][C] (packing.pack_conv2d_winograd, or lmc_conv2d_wino_pack at run time). No
+ * workspace: each task keeps its block of tiles in a thread-local scratch (~1 MiB). */
+const char *lmc_conv2d_wino_layout(void);
+int lmc_conv2d_wino_applies(const lmc_conv2d_shape *s);
+size_t lmc_conv2d_wino_packed_bytes(const lmc_conv2d_shape *s);
+void lmc_conv2d_wino_pack(const lmc_conv2d_shape *s, const float *w, float *packed);
+void lmc_conv2d_wino_f32(struct lmc_pool *pool, const lmc_conv2d_shape *s, const float *x,
+                         const float *packed_u, const float *bias, float *y,
+                         lmc_epilogue_fn epi, void *epi_ctx);
 
 /* ---- max pooling (2-D, f32; 1-D callers pass H = KH = 1) ---------------------------------
  * y[p, oh, ow] = max over (r, t) of x[p, oh*stride_h + r*dil_h - pad_top, ow*stride_w +

@@ -52,3 +52,13 @@ def test_case_retyped_on_arm64(path, dtype):
 
 def test_integer_and_bool_dtypes_on_arm64():
     check_arm64(integer_graph(), label="ints")
+
+
+@pytest.mark.parametrize("target", ["arm64", "arm64-nosimd"])
+def test_winograd_conv_on_arm64(target):
+    """Winograd F(2x2, 3x3) convs (NEON even/odd split and row panels of 6, or portable)."""
+    from tests.backends.c.test_select_conv_algorithm import net
+
+    g = net(c=8, k=12, hw=(6, 21))
+    out = check_arm64(g, target, {"conv_algorithm": "winograd"}, label=f"winograd on {target}")
+    assert (out / "model.lmc").read_text().count('algo="winograd"') == 2

@@ -43,3 +43,13 @@ def test_case_retyped(name, dtype):
     path = next(p for p in CASES if p.stem == name)
     g = retype(case_graph(path), DType.f32, dtype)
     check_wasm(g, "wasm32", label=f"{name} as {dtype}")
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_winograd_conv(target):
+    """Winograd F(2x2, 3x3) convs (SIMD128 even/odd split, or portable)."""
+    from tests.backends.c.test_select_conv_algorithm import net
+
+    g = net(c=8, k=12, hw=(6, 21))
+    out = check_wasm(g, target, {"conv_algorithm": "winograd"}, label=f"winograd on {target}")
+    assert (out / "model.lmc").read_text().count('algo="winograd"') == 2
