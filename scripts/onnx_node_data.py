@@ -8,8 +8,10 @@ same layout as onnx's `backend-test-tools generate-data`:
     <out>/node/<test name>/test_data_set_<i>/input_<j>.pb, output_<j>.pb
     <out>/node/<test name>/data.json          (rtol/atol, only when the case overrides them)
 
-Default output: `.cache/onnx-node-tests/<onnx version>/` under the repository root. Work is
-skipped when a complete cache for this onnx version is present (the `COMPLETE` stamp).
+Default output: `.cache/onnx-node-tests/<onnx version>-mldtypes<ml_dtypes version>/` under the
+repository root (expected outputs of the narrow integer casts come from ml_dtypes, whose
+out-of-range conversions changed between releases: 0.6 wraps, 0.7 gives 0). Work is skipped
+when a complete cache for these versions is present (the `COMPLETE` stamp).
 
     python scripts/onnx_node_data.py [--out DIR] [--force]
 """
@@ -30,9 +32,11 @@ STAMP = "COMPLETE"
 
 
 def default_dir() -> Path:
+    import ml_dtypes
     import onnx
 
-    return ROOT / ".cache" / "onnx-node-tests" / onnx.__version__
+    versions = f"{onnx.__version__}-mldtypes{ml_dtypes.__version__}"
+    return ROOT / ".cache" / "onnx-node-tests" / versions
 
 
 def _write_value(path: Path, value, vinfo) -> None:
