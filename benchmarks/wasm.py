@@ -9,6 +9,9 @@ at the same thread count (one); plus the .wasm's code size without weights.
     python benchmarks/wasm.py [--models minilm,llama_decode] [--reps N] [--warmup N]
                               [--json out.json]
 
+Also measured: the arithmetic peaks that bound wasm/host on compute-bound models, SIMD128
+multiply-add in node (benchmarks/web/peak.c) against the host kernels' FMA loop at one thread.
+
 onnxruntime-web is installed by this script with npm (pinned, ORT_WEB_VERSION) into the
 git-ignored .cache/npm; artifacts, ONNX files and inputs go to .cache/lmc-bench-wasm. Every
 system's outputs are checked against PyTorch (max abs error / output scale). The node harness
@@ -44,13 +47,14 @@ logging.getLogger("torch.onnx").setLevel(logging.ERROR)
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from benchmarks import peers  # noqa: E402
-from benchmarks.common import cpu_name, markdown_table  # noqa: E402
+from benchmarks.common import cpu_name, host_isa, markdown_table  # noqa: E402
 from benchmarks.workloads import WORKLOADS  # noqa: E402
 
 ORT_WEB_VERSION = "1.30.0"
 NPM_PREFIX = ROOT / ".cache" / "npm"
 WORK = ROOT / ".cache" / "lmc-bench-wasm"
 HARNESS = Path(__file__).resolve().parent / "web" / "bench.mjs"
+PEAK = Path(__file__).resolve().parent / "web" / "peak.c"
 MODELS = ("minilm", "llama_decode")
 CODE_GOAL = 300 * 1024
 DTYPE_NAMES = {"float32": "f32", "float64": "f64", "int64": "i64", "int32": "i32"}
@@ -187,6 +191,25 @@ def code_size(p: Prepared) -> dict[str, int]:
     return {"wasm_bytes": len(data), "code_bytes": code_bytes(data)}
 
 
+def peaks() -> dict[str, float]:
+    """GFLOP/s: SIMD128 multiply-add under node (peak.c, built with the wasm32 toolchain's
+    clang) and the host kernels' FMA loop, one thread each."""
+    from lmc.backends.c.toolchain import find_toolchain
+    from lmc.backends.targets import parse_target
+
+    from benchmarks.common import build_kernels, probe_machine
+
+    clang = find_toolchain(parse_target("wasm32")).cc
+    wasm = WORK / "peak.wasm"
+    WORK.mkdir(parents=True, exist_ok=True)
+    cmd = [clang, "--target=wasm32", "-O3", "-msimd128", "-nostdlib", "-Wl,--no-entry"]
+    subprocess.run([*cmd, str(PEAK), "-o", str(wasm)], check=True)
+    res = subprocess.run(["node", str(PEAK.with_suffix(".mjs")), str(wasm)], capture_output=True,
+                         text=True, check=True)  # fmt: skip
+    host = probe_machine(build_kernels(host_isa()), None, 1, reps=5)
+    return {"wasm_simd128": json.loads(res.stdout)["gflops"], "host_fma": host.peak_gflops}
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", default=",".join(MODELS))
@@ -225,6 +248,12 @@ def main(argv: list[str] | None = None) -> None:
          "lmc host 1T ms", "wasm/host", "max err vs torch (wasm / ort / host)"], rows))  # fmt: skip
     print()
     print(markdown_table(["model", ".wasm code KB", ".wasm file KB", "< 300 KB"], sizes))
+    pk = peaks()
+    report["peaks"] = pk
+    print(f"\narithmetic peak, one thread: SIMD128 multiply-add in node {pk['wasm_simd128']:.1f} "
+          f"GFLOP/s, host {host_isa()} FMA {pk['host_fma']:.1f} GFLOP/s: a compute-bound model "
+          f"runs >= {pk['host_fma'] / pk['wasm_simd128']:.1f}x slower in wasm than at the host's "
+          "efficiency")  # fmt: skip
     if args.json:
         args.json.write_text(json.dumps(report, indent=2, default=str))
 
