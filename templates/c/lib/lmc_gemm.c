@@ -106,6 +106,39 @@ static void lmc__fill_bias(float *c, int64_t ldc, int64_t mc, int64_t nc, const 
       c[i * ldc + j] = (bias_n ? bias_n[j] : 0.0f) + (bias_m ? bias_m[i] : 0.0f);
 }
 
+/* The tile's packed A (micro-panel ir of the k block at pc: [kc][LMC_MR] at return + ir * *ar).
+ * A thread packs the whole row block A[m0:m0+mc, :] once per GEMM run and reuses it for the
+ * run's later tiles of the same rows (they differ in N only: a 128-token prompt times a
+ * 32000-wide head is 112 tiles of one row block) when it fits the scratch next to nothing
+ * else (pre-packed B); otherwise each k block is packed when its turn comes. */
+static LMC_TLS struct {
+  uint64_t run;
+  const float *A;
+  int64_t mc;
+} lmc__apacked;
+
+static const float *lmc__tile_a(const lmc__gemm *g, const float *A, int64_t b, int64_t m0,
+                                int64_t mc, int64_t pc, int64_t kc, int64_t kb, int64_t *ar,
+                                float *apack) {
+  if (g->ap) {
+    *ar = g->K;
+    return g->ap + (b % g->a_mod) * g->a_bs + m0 * g->K + pc * LMC_MR;
+  }
+  int64_t mcr = lmc__cdiv(mc, LMC_MR) * LMC_MR;
+  *ar = kc;
+  if (g->pack_b || g->run == 0 || mcr * g->K > LMC_SCRATCH_FLOATS || apack != lmc__scratch()) {
+    lmc__pack_a(A, g->lda, mc, pc, kc, apack);
+    return apack;
+  }
+  if (pc == 0 && !(lmc__apacked.run == g->run && lmc__apacked.A == A && lmc__apacked.mc == mc)) {
+    lmc__apacked.run = 0; /* invalid while packing */
+    for (int64_t k0 = 0; k0 < g->K; k0 += kb)
+      lmc__pack_a(A, g->lda, mc, k0, lmc__min(kb, g->K - k0), apack + mcr * k0);
+    lmc__apacked.run = g->run, lmc__apacked.A = A, lmc__apacked.mc = mc;
+  }
+  return apack + mcr * pc;
+}
+
 static void lmc__gemm_tile(const lmc__gemm *g, int64_t b, int64_t m0, int64_t mc, int64_t n0,
                            int64_t nc) {
   const float *A = g->ap ? NULL : g->A + (b % g->a_mod) * g->a_bs + m0 * g->lda;
@@ -118,16 +151,8 @@ static void lmc__gemm_tile(const lmc__gemm *g, int64_t b, int64_t m0, int64_t mc
   int64_t nkb = lmc__max(1, lmc__cdiv(g->K, LMC_KC));
   int64_t kb = lmc__cdiv(lmc__cdiv(g->K, nkb), 8) * 8; /* balanced k blocks, <= LMC_KC */
   for (int64_t pc = 0; pc < g->K; pc += kb) {
-    int64_t kc = lmc__min(kb, g->K - pc);
-    /* micro-panel ir of this k block: [kc][LMC_MR] at a0 + ir * ar */
-    const float *a0 = apack;
-    int64_t ar = kc;
-    if (g->ap) {
-      a0 = g->ap + (b % g->a_mod) * g->a_bs + m0 * g->K + pc * LMC_MR;
-      ar = g->K;
-    } else {
-      lmc__pack_a(A, g->lda, mc, pc, kc, apack);
-    }
+    int64_t kc = lmc__min(kb, g->K - pc), ar;
+    const float *a0 = lmc__tile_a(g, A, b, m0, mc, pc, kc, kb, &ar, apack);
     const float *bbase;
     int64_t pstride;
     if (g->bp) {
@@ -162,12 +187,24 @@ static void lmc__gemm_task(void *ctx, int64_t t0, int64_t t1) {
   }
 }
 
-void lmc__gemm_run(struct lmc_pool *pool, const lmc__gemm *g) {
+/* A new id per GEMM run (never 0): a packed A cached by a thread is only valid in its run. */
+static uint64_t lmc__new_run(void) {
+  static uint64_t runs;
+#if defined(__GNUC__)
+  return __atomic_add_fetch(&runs, 1, __ATOMIC_RELAXED);
+#else
+  return ++runs;
+#endif
+}
+
+void lmc__gemm_run(struct lmc_pool *pool, const lmc__gemm *g0) {
+  lmc__gemm copy = *g0, *g = &copy;
+  copy.run = lmc__new_run();
   if (g->M <= 0 || g->N <= 0 || g->batch <= 0) return;
   lmc__gemm_plan pl;
   pl.g = g;
-  /* one M block when it fits (B is then streamed once); N blocks as wide as possible (A is
-   * packed once per N block) while there are >= 2 tasks per thread */
+  /* one M block when it fits (B is then streamed once); N blocks as wide as possible while
+   * there are >= 2 tasks per thread (each thread packs a row block of A once: lmc__tile_a) */
   pl.MC = lmc__min(lmc__cdiv(g->M, LMC_MR) * LMC_MR, LMC_MC_MAX);
   pl.mblocks = lmc__cdiv(g->M, pl.MC);
   int64_t want = 2 * (int64_t)lmc_pool_size(pool), have = g->batch * pl.mblocks;
@@ -178,7 +215,9 @@ void lmc__gemm_run(struct lmc_pool *pool, const lmc__gemm *g) {
   lmc__parallel(pool, g->batch * pl.mblocks * pl.nblocks, 1, lmc__gemm_task, &pl);
 }
 
-void lmc__gemm_serial(const lmc__gemm *g) {
+void lmc__gemm_serial(const lmc__gemm *g0) {
+  lmc__gemm copy = *g0, *g = &copy;
+  copy.run = lmc__new_run();
   for (int64_t b = 0; b < g->batch; b++)
     for (int64_t m0 = 0; m0 < g->M; m0 += LMC_MC_MAX)
       for (int64_t n0 = 0; n0 < g->N; n0 += LMC_NC_MAX)
@@ -334,6 +373,7 @@ void lmc_gemm_f32_packed_multi(struct lmc_pool *pool, int64_t M, int64_t K, cons
   }
   lmc__multi_plan pl;
   memset(&pl, 0, sizeof pl);
+  const uint64_t run = lmc__new_run();
   pl.n = npieces;
   pl.gemv = M <= LMC_GEMV_MAXM;
   int64_t panels = 0;
@@ -355,6 +395,7 @@ void lmc_gemm_f32_packed_multi(struct lmc_pool *pool, int64_t M, int64_t K, cons
       tasks = lmc__cdiv(lmc__cdiv(c->N, LMC_PANEL), group);
     } else if (c->N > 0) {
       lmc__gemm *g = &pl.g[p];
+      g->run = run; /* the pieces share A, and so its packed blocks */
       g->M = M, g->N = c->N, g->K = K, g->batch = 1;
       g->A = A, g->lda = lda, g->a_mod = 1;
       g->bp = c->packed;

@@ -92,6 +92,7 @@ typedef struct {
   lmc_epilogue_fn epi;
   void *epi_ctx;
   float *apack; /* room for the packed A block (LMC_MC_MAX * LMC_KC floats); NULL: the scratch */
+  uint64_t run;  /* set by the runners: tiles of one run may reuse a thread's packed A */
 } lmc__gemm;
 
 void lmc__gemm_run(struct lmc_pool *pool, const lmc__gemm *g);
