@@ -46,6 +46,10 @@ typedef void (*lmc_task_fn)(void *ctx, int64_t begin, int64_t end);
 void lmc_parallel_for(struct lmc_pool *pool, int64_t n, int64_t grain, lmc_task_fn fn, void *ctx);
 /* Threads that run a parallel_for on this pool, the caller included (1 for NULL). */
 int lmc_pool_size(const struct lmc_pool *pool);
+/* For the caller's piece of a dynamically shared job, between its chunks: when a worker of the
+ * running parallel_for has not started yet (its wake-up can sit queued behind the caller on the
+ * caller's CPU), yield the CPU once so it can start (and move to another CPU). */
+void lmc_pool_let_workers_start(struct lmc_pool *pool);
 /* A pool of num_threads threads in all (the caller counts as one; <= 0 = lmc_num_cores()).
  * Returns NULL -- run serially -- for one thread, without pthreads (LMC_NO_THREADS) or when no
  * thread could be started. Idle workers sleep on a condition variable after a short spin. */

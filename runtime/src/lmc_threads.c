@@ -25,6 +25,7 @@ int lmc_pool_size(const struct lmc_pool *pool) {
   (void)pool;
   return 1;
 }
+void lmc_pool_let_workers_start(struct lmc_pool *pool) { (void)pool; }
 void lmc_parallel_for(struct lmc_pool *pool, int64_t n, int64_t grain, lmc_task_fn fn, void *ctx) {
   (void)pool;
   (void)grain;
@@ -93,6 +94,7 @@ struct lmc_pool {
   pthread_cond_t wake, done;
   atomic_uint_fast64_t job;
   atomic_int pending;       /* pieces not finished by workers */
+  atomic_int late;          /* workers of the current job that have not started it */
   atomic_int sleepers;      /* workers blocked (or about to block) on `wake` */
   atomic_int waiting;       /* the caller is blocked (or about to block) on `done` */
   atomic_int busy;          /* a parallel_for is running: nested calls run serially */
@@ -166,6 +168,7 @@ static void *worker_main(void *arg) {
     if (atomic_load(&p->stop)) break;
     if (w->id >= (int)(j & 0xFFFF)) continue;
     leave_caller_cpu(p->caller_cpu);
+    atomic_fetch_sub(&p->late, 1);
     run_piece(p, w->id, (int)(j & 0xFFFF));
     if (atomic_fetch_sub(&p->pending, 1) == 1 && atomic_load(&p->waiting)) {
       pthread_mutex_lock(&p->mu);
@@ -203,6 +206,7 @@ struct lmc_pool *lmc_pool_create(int num_threads) {
   if (pthread_cond_init(&p->done, NULL) != 0) goto fail_wake;
   atomic_init(&p->job, 0);
   atomic_init(&p->pending, 0);
+  atomic_init(&p->late, 0);
   atomic_init(&p->sleepers, 0);
   atomic_init(&p->waiting, 0);
   atomic_init(&p->busy, 0);
@@ -249,6 +253,10 @@ void lmc_pool_destroy(struct lmc_pool *p) {
   free(p);
 }
 
+void lmc_pool_let_workers_start(struct lmc_pool *p) {
+  if (p && atomic_load(&p->late) > 0) sched_yield();
+}
+
 void lmc_parallel_for(struct lmc_pool *p, int64_t n, int64_t grain, lmc_task_fn fn, void *ctx) {
   int idle = 0, pieces;
   int64_t units;
@@ -266,6 +274,7 @@ void lmc_parallel_for(struct lmc_pool *p, int64_t n, int64_t grain, lmc_task_fn 
   p->grain = grain;
   p->caller_cpu = current_cpu();
   atomic_store(&p->pending, pieces - 1);
+  atomic_store(&p->late, pieces - 1);
   /* A woken worker may be queued on this CPU, and a spinning one may have been placed on it
    * (see leave_caller_cpu): yielding once lets it run and move away now instead of after this
    * thread's time slice. */

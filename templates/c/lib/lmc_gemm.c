@@ -17,12 +17,14 @@ typedef struct {
   int64_t next, n, chunk;
   lmc_task_fn fn;
   void *ctx;
+  struct lmc_pool *pool;
 } lmc__sched;
 
 static void lmc__sched_worker(void *ctx, int64_t w0, int64_t w1) {
   lmc__sched *s = (lmc__sched *)ctx;
-  (void)w0, (void)w1;
+  (void)w1;
   for (;;) {
+    if (w0 == 0) lmc_pool_let_workers_start(s->pool); /* the caller's piece */
 #if defined(__GNUC__)
     int64_t t = __atomic_fetch_add(&s->next, s->chunk, __ATOMIC_RELAXED);
 #else
@@ -45,7 +47,7 @@ void lmc__parallel(struct lmc_pool *pool, int64_t n, int64_t chunk, lmc_task_fn 
     fn(ctx, 0, n);
     return;
   }
-  lmc__sched s = {0, n, chunk, fn, ctx};
+  lmc__sched s = {0, n, chunk, fn, ctx, pool};
   lmc_parallel_for(pool, workers, 1, lmc__sched_worker, &s);
 }
 
