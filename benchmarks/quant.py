@@ -1,13 +1,15 @@
 """Quantization benchmark on the host C target, at 1 and 2 threads:
 
-  gemv     one 4096x4096 linear at batch 1: lmc int4 (g128, asymmetric and symmetric RTN) vs
-           lmc fp32 and vs onnxruntime's int8 (quantize_dynamic of a one-MatMul model), with
-           onnxruntime fp32 for reference; goals: int4 >= 3x faster than lmc fp32 and >= 1.5x
-           faster than ORT int8
-  minilm   all-MiniLM-L6-v2 (real weights, seq 128, batch 1): lmc W8A8 (per-token) and W4-GPTQ
-           (g128) vs ORT quantize_dynamic int8, with both fp32 models for reference; the
-           accuracy of each is the min cosine of 18 sentence embeddings against torch fp32;
-           goal: lmc W8A8 / ORT int8 <= 1.0; and GPTQ's time on MiniLM (36 linears)
+  gemv     one 4096x4096 linear at batch 1: lmc int4 (g128, asymmetric and symmetric RTN;
+           weight-only with f32 activations, and W4A8: the same int4 weights with int8
+           activations quantized per token, like ORT's) vs lmc fp32 and vs onnxruntime's int8
+           (quantize_dynamic of a one-MatMul model: int8 weights, dynamic int8 activations),
+           with onnxruntime fp32 for reference; goals: int4 >= 3x faster than lmc fp32 and
+           >= 1.5x faster than ORT int8 (both int4 forms are checked)
+  minilm   all-MiniLM-L6-v2 (real weights, seq 128, batch 1): lmc W8A8 (per-token), W4-GPTQ
+           and W4A8-GPTQ (g128) vs ORT quantize_dynamic int8, with both fp32 models for
+           reference; the accuracy of each is the min cosine of 18 sentence embeddings against
+           torch fp32; goal: lmc W8A8 / ORT int8 <= 1.0; and GPTQ's time on MiniLM (36 linears)
 
     python benchmarks/quant.py [--threads 1,2] [--parts gemv,minilm] [--repeats N]
                                [--wait-quiet S] [--json out.json]
@@ -128,7 +130,8 @@ def gemv_contenders(tmp: Path) -> tuple[list[Contender], dict[str, float]]:
     outputs: dict[str, np.ndarray] = {}
     ref = (x @ lin.weight.T).detach().numpy().astype(np.float64)
     for name, spec in (("lmc fp32", None), ("lmc int4 g128", "w4-rtn-g128"),
-                       ("lmc int4 g128 sym", "w4-rtn-g128-sym")):  # fmt: skip
+                       ("lmc int4 g128 sym", "w4-rtn-g128-sym"),
+                       ("lmc int4 W4A8 g128", "w4a8-rtn-g128")):  # fmt: skip
         t0 = time.perf_counter()
         m = lmc.compile(lin, (x,), target="host", quantize=spec)
         c = lmc_contender(name, m, arrays, time.perf_counter() - t0)
@@ -191,6 +194,7 @@ def minilm_contenders(tmp: Path) -> tuple[list[Contender], dict[str, float], dic
         ("lmc fp32", None),
         ("lmc W8A8", "w8a8"),
         ("lmc W4-GPTQ g128", "w4-gptq-g128"),
+        ("lmc W4A8-GPTQ g128", "w4a8-gptq-g128"),
     ):
         t0 = time.perf_counter()
         m = lmc.compile(module, tuple(built.example), target="host", dynamic_shapes=dyn,
@@ -253,7 +257,9 @@ def run_part(
 def goal_rows(part: str, meds: dict[int, dict[str, float]]) -> list[list[Any]]:
     pairs = {
         "gemv": [("lmc int4 g128", "lmc fp32", "int4/fp32"),
-                 ("lmc int4 g128", "ORT int8 (quantize_dynamic)", "int4/ORT int8")],
+                 ("lmc int4 g128", "ORT int8 (quantize_dynamic)", "int4/ORT int8"),
+                 ("lmc int4 W4A8 g128", "lmc fp32", "int4/fp32"),
+                 ("lmc int4 W4A8 g128", "ORT int8 (quantize_dynamic)", "int4/ORT int8")],
         "minilm": [("lmc W8A8", "ORT int8 (quantize_dynamic)", "w8a8/ORT int8")],
     }[part]  # fmt: skip
     out = []

@@ -220,7 +220,7 @@ def _array(i: int, v: Value, a: Any) -> np.ndarray:
 
 
 # -- recording -------------------------------------------------------------------------------
-QUANT_LINEARS = ("linear_w4", "linear_w8", "linear_w8a8")
+QUANT_LINEARS = ("linear_w4", "linear_w4a8", "linear_w8", "linear_w8a8")
 
 
 def linear_weight_key(n: Node) -> str | None:

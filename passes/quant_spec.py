@@ -1,7 +1,8 @@
 """Quantization specs: the `quantize=` strings of `lmc.compile` / `lmc build --quantize`,
 parsed into a QuantSpec that names the pass pipeline and carries its options.
 
-Grammar: `w<bits>[a8][-<word>]...[,key=value]...` with bits 4 or 8 and words `rtn`,
+Grammar: `w<bits>[a8][-<word>]...[,key=value]...` with bits 4 or 8 (`a8`: int8 activations too,
+`w8a8` per output channel, `w4a8` with the int4 weights' groups) and words `rtn`,
 `gptq`, `g<N>` (group size; `g0` = per output channel), `sym` / `asym`, `clip` / `noclip`
 (search a clipping ratio per group row minimizing the rounding error; on by default for W4
 GPTQ), `actorder`, `static` (static per-tensor activation scales instead of dynamic
@@ -35,6 +36,8 @@ VALID_FORMS = (
     "w8a8-smooth",
     "w8a8-static-smooth,alpha=0.8",
     "w8a8,skip=lm_head",
+    "w4a8-gptq-g128",
+    "w4a8-rtn-g128-static",
     "w4-gptq-g128,budget=0.1",
 )
 DEFAULT_BUDGET = 0.25
@@ -113,8 +116,8 @@ def parse_quant_spec(spec: str | QuantSpec) -> QuantSpec:
     bits, act = int(m.group(1)), m.group(2)
     if bits not in (4, 8):
         raise _fail(text, f"{bits}-bit weights are not supported (4 or 8)")
-    if act is not None and (int(act) != 8 or bits != 8):
-        raise _fail(text, f"w{bits}a{act} has no kernel: activations quantize only as w8a8")
+    if act is not None and int(act) != 8:
+        raise _fail(text, f"w{bits}a{act} has no kernel: activations quantize only to 8 bits")
     s = QuantSpec(
         bits=bits,
         group=128 if bits == 4 else 0,
@@ -173,14 +176,14 @@ def _option(s: QuantSpec, o: str, text: str) -> QuantSpec:
 
 
 def _check(s: QuantSpec, text: str) -> QuantSpec:
-    if s.act_bits and s.bits != 8:
-        raise _fail(text, "activation quantization needs 8-bit weights")
-    if s.act_bits and not s.sym:
+    if s.act_bits and s.bits == 8 and not s.sym:
         raise _fail(text, "w8a8 weights are symmetric (no asym)")
-    if s.act_bits and s.group != 0:
+    if s.act_bits and s.bits == 8 and s.group != 0:
         raise _fail(text, "w8a8 weights are per output channel (no g<N>)")
     if (s.act_static or s.smooth) and not s.act_bits:
-        raise _fail(text, "static / smooth quantize activations: use w8a8-static / w8a8-smooth")
+        raise _fail(
+            text, "static / smooth quantize activations: use w8a8-static / w4a8-smooth etc."
+        )
     if s.act_order and s.method != "gptq":
         raise _fail(text, "actorder is a GPTQ option (w4-gptq-g128-actorder)")
     if s.group < 0 or (s.group and s.group % 2):

@@ -1,11 +1,12 @@
-"""W8A8: linears -> linear_w8a8 (int8 weights per output channel, int8 activations)."""
+"""W8A8 / W4A8: linears -> linear_w8a8 (int8 weights per output channel, int8 activations),
+linear_w4 -> linear_w4a8 (the same int4 weights, int8 activations)."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from ..ir.graph import Graph, Node, Value
-from ..ir.ops.quant import LinearW8a8
+from ..ir.ops.quant import LinearW4a8, LinearW8a8
 from ..ir.ops.source import Param
 from .calibration import Calibration, linear_nodes, record
 from .manager import PassContext, Prop, graph_pass
@@ -60,12 +61,16 @@ def quantize_activations(g: Graph, ctx: PassContext) -> Graph:
     """Replace float linears (weights rounded to int8, symmetric per output channel) and
     per-channel int8 linear_w8 nodes by linear_w8a8, which also quantizes the activations to
     int8: dynamically per token (max|x_row| / 127), or with `static` in options["quantize"]
-    per tensor with the scale max|x| / 127 from the calibration ranges. int4 / grouped
-    layers stay weight-only. Approximate: each activation moves by at most half a step."""
+    per tensor with the scale max|x| / 127 from the calibration ranges. With a 4-bit spec
+    (w4a8) the linear_w4 nodes the weight pass made become linear_w4a8 (same codes, scales,
+    zeros) instead; grouped int8 layers stay weight-only. Approximate: each activation moves
+    by at most half a step."""
     spec: QuantSpec = spec_option(ctx.options, "w8a8")
     cal = None
     if spec.act_static or isinstance(ctx.calibration, Calibration):
         cal = record(g, ctx, what="quantize_activations (static scales)")
+    if spec.bits == 4:
+        return _w4a8(g, ctx, spec, cal)
     done = 0
     for name, n in linear_nodes(g).items():
         key = n.inputs[1].node.op.key
@@ -110,6 +115,34 @@ def quantize_activations(g: Graph, ctx: PassContext) -> Graph:
             if spec.act_static:
                 args += [g.weights[new.inputs[-1].node.op.key]]
             numbers.update(sample_error(y, op.ref(rows, *args)))
+        record_layer(ctx, name, numbers)
+        done += 1
+    ctx.stat("quantized", done)
+    return g
+
+
+def _w4a8(g: Graph, ctx: PassContext, spec: QuantSpec, cal: Calibration | None) -> Graph:
+    """linear_w4 (f32 scales) -> linear_w4a8 with the same weight operands (+ x_scale)."""
+    done = 0
+    for name, n in linear_nodes(g).items():
+        if n.op.name != "linear_w4" or n.inputs[2].type.dtype.name != "f32":
+            continue
+        ops = list(n.inputs)
+        if spec.act_static:
+            key = n.inputs[1].node.op.key.removesuffix(".codes")
+            ops.append(add_param(g, f"{key}.x_scale", _x_scale(cal, name)))
+        op = LinearW4a8(group=n.op.group, per_token=not spec.act_static)
+        new = replace_site(g, n, op, ops)
+        numbers = {"kind": "w4a8", "activations": "static" if spec.act_static else "per_token"}
+        float_w = cal.originals.get(name, {}).get("weight") if cal is not None else None
+        if float_w is not None and name in cal.inputs:  # both without the bias
+            rows = cal.inputs[name].sample
+            args = [
+                g.weights[v.node.op.key]
+                for v in new.inputs[1:]
+                if isinstance(v.node.op, Param) and not (v.type.dtype.is_float and v.type.rank == 1)
+            ]
+            numbers.update(sample_error(rows @ float_w.T, op.ref(rows, *args)))
         record_layer(ctx, name, numbers)
         done += 1
     ctx.stat("quantized", done)

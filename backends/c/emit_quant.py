@@ -1,6 +1,7 @@
 """C emitters of the quantization ops. quantize / dequantize are map loops (the reference's
 arithmetic per element, scale / zero point indexed per tensor, axis or block). linear_w4 /
-linear_w8 call lmc_linear_wq_f32 (templates/c/lib/lmc_quant.c) and linear_w8a8
+linear_w8 call lmc_linear_wq_f32 (templates/c/lib/lmc_quant.c), linear_w4a8
+lmc_linear_w4a8_f32 (lmc_w4a8.c, the same packed weights as linear_w4) and linear_w8a8
 lmc_linear_w8a8_f32 (lmc_w8a8.c) with the weights pre-packed at compile time (`quant_blobs`: one
 blob per (codes, scales, zeros, group) combination, the params it replaces are not stored raw);
 with the kernel library off or weights that are computed values they are plain loops."""
@@ -17,9 +18,11 @@ from ...ir.ops.quant import (
     QUANT_RANGES,
     Dequantize,
     LinearW4,
+    LinearW4a8,
     LinearW8,
     LinearW8a8,
     Quantize,
+    group_count,
     unpack_int4,
 )
 from ...ir.ops.source import Param
@@ -50,6 +53,17 @@ def wq_operands(node: Node) -> tuple[Value, Value, Value, Value | None, Value | 
     return x, codes, scales, zeros, bias
 
 
+def w4a8_operands(
+    node: Node,
+) -> tuple[Value, Value, Value, Value | None, Value | None, Value | None]:
+    """(x, codes, scales, zeros, bias, x_scale) of a linear_w4a8 (by dtype and rank)."""
+    x, codes, scales, *rest = node.inputs
+    zeros = next((v for v in rest if not v.type.dtype.is_float), None)
+    bias = next((v for v in rest if v.type.dtype.is_float and v.type.rank == 1), None)
+    xs = next((v for v in rest if v.type.dtype.is_float and v.type.rank == 0), None)
+    return x, codes, scales, zeros, bias, xs
+
+
 def a8_operands(node: Node) -> tuple[Value, Value, Value, Value | None, Value | None]:
     """(x, codes, w_scales, bias, x_scale) of a linear_w8a8 (_split_bias_scale's rule: the
     rank-0 operand is x_scale)."""
@@ -64,7 +78,7 @@ def blob_key(node: Node) -> str | None:
     """The packed blob a kernel-eligible quantized linear reads (None: it runs plain loops):
     f32 / bf16 activations with a static in-dim and weights (codes, scales, zeros) that are
     params."""
-    if not isinstance(node.op, (LinearW4, LinearW8, LinearW8a8)):
+    if not isinstance(node.op, (LinearW4, LinearW4a8, LinearW8, LinearW8a8)):
         return None
     x = node.inputs[0]
     if x.type.dtype not in KERNEL_X or not isinstance(x.type.shape[-1], int):
@@ -72,20 +86,27 @@ def blob_key(node: Node) -> str | None:
     if isinstance(node.op, LinearW8a8):
         key = _param(node.inputs[1])
         return None if key is None else key + A8_SUFFIX
-    _, codes, scales, zeros, _ = wq_operands(node)
+    _, codes, scales, zeros = _weight_operands(node)
     keys = [_param(codes), _param(scales)] + ([_param(zeros)] if zeros is not None else [])
     if any(k is None for k in keys):
         return None
-    bits = 4 if isinstance(node.op, LinearW4) else 8
+    bits = 8 if isinstance(node.op, LinearW8) else 4
     zk = keys[2] if zeros is not None else "-"
     return f"{keys[0]}{WQ_SUFFIX}{bits}:{keys[1]}:{zk}:g{node.op.group}:k{x.type.shape[-1]}"  # type: ignore[attr-defined]
+
+
+def _weight_operands(node: Node) -> tuple[Value, Value, Value, Value | None]:
+    """(x, codes, scales, zeros) of a linear_w4 / linear_w8 / linear_w4a8."""
+    if isinstance(node.op, LinearW4a8):
+        return w4a8_operands(node)[:4]
+    return wq_operands(node)[:4]
 
 
 def _packed_operands(node: Node) -> list[Value]:
     """The operands a kernel reads through its packed blob."""
     if isinstance(node.op, LinearW8a8):
         return [node.inputs[1]]
-    _, codes, scales, zeros, _ = wq_operands(node)
+    _, codes, scales, zeros = _weight_operands(node)
     return [codes, scales] + ([zeros] if zeros is not None else [])
 
 
@@ -124,7 +145,7 @@ def _blob(g: Graph, n: Node) -> tuple[bytes, dict]:
         meta = {"dtype": "i8", "shape": list(codes.shape[::-1]), "layout": GEMM_S8_LAYOUT}
         return pack_gemm_s8(np.ascontiguousarray(codes.T)), meta
     k = n.inputs[0].type.shape[-1]
-    bits = 4 if isinstance(n.op, LinearW4) else 8
+    bits = 8 if isinstance(n.op, LinearW8) else 4
     codes = unpack_int4(arrays[0], k) if bits == 4 else arrays[0]
     zeros = arrays[2] if len(arrays) > 2 else None
     meta = {
@@ -321,6 +342,87 @@ def _a8_native(k: Kernel, node: Node) -> str:
         f"acc += (int64_t)rintf(v) * (int64_t){pw}[i1 * {K} + q]; }}"
     )
     value = f"((float)(int32_t)acc * sx) * {psw}[i1]"
+    if bias is not None:
+        value = f"({value} + {load(bias.type.dtype, f'{m.pointer(bias)}[i1]')})"
+    return m.render(f"{py}[o] = {value};")
+
+
+def w4a8_workspace(node: Node) -> Any:
+    """Bytes of lmc_linear_w4a8_f32's workspace (lmc_linear_w4a8_workspace_bytes): per row,
+    two int32 quads per 8-input block of every group, one int32 sum per group and the f32
+    scale."""
+    x = node.inputs[0]
+    kk = x.type.shape[-1]
+    if not isinstance(kk, int) or kk <= 0:
+        return None
+    group = node.op.group  # type: ignore[attr-defined]
+    gl = group or kk
+    groups = int(group_count(kk, group))
+    blocks = sum(-(-min(gl, kk - g * gl) // 8) for g in range(groups))
+    return norm(numel(list(x.type.shape[:-1])) * (2 * blocks + groups + 1) * 4)
+
+
+@C.emits(LinearW4a8, workspace=w4a8_workspace)
+def linear_w4a8(k: Kernel, node: Node) -> str:
+    x, codes, scales, zeros, bias, xs = w4a8_operands(node)
+    y = node.outputs[0]
+    key = blob_key(node)
+    if not (uses_kernels(k) and key is not None and key in k.mod.weights):
+        return _w4a8_native(k, node)
+    kk = x.type.shape[-1]
+    fields = {
+        "M": k.numel(list(x.type.shape[:-1])),
+        "N": k.dim(codes.type.shape[0]),
+        "K": k.dim(kk),
+        "x": k.ptr(x, as_type="float"),
+        "ldx": k.dim(kk),
+        "packed": f"(const uint8_t *)(ex->weights + {k.weight(key).offset})",
+        "group": str(node.op.group),  # type: ignore[attr-defined]
+        "has_zeros": "1" if zeros is not None else "0",
+        "x_scale": k.ptr(xs) if xs is not None and not node.op.per_token else "NULL",  # type: ignore[attr-defined]
+        "bias": k.ptr(bias, as_type="float") if bias is not None else "NULL",
+        "y": k.ptr(y, const=False, as_type="float"),
+        "ldy": k.dim(codes.type.shape[0]),
+        "workspace": k.workspace(),
+    }
+    decls = [_struct("lmc_linear_w4a8_args", fields)]
+    return k.render("ops/values.c.j2", decls=decls, stmts=["lmc_linear_w4a8_f32(ex->pool, &args);"])
+
+
+def _w4a8_native(k: Kernel, node: Node) -> str:
+    """One output element per iteration, the reference's arithmetic: the row's scale (as in
+    _a8_native), per group an exact sum of q * (code - zero), then t += acc * scale in f32, and
+    t * sx + b."""
+    x, codes, scales, zeros, bias, xs = w4a8_operands(node)
+    y = node.outputs[0]
+    group = node.op.group  # type: ignore[attr-defined]
+    kk, n_out = x.type.shape[-1], codes.type.shape[0]
+    rows = norm(numel(list(x.type.shape[:-1])))
+    m = MapBuilder(k, [rows, n_out], grain=64)
+    px, pc, ps, py = m.pointer(x), m.pointer(codes), m.pointer(scales), m.pointer(y, const=False)
+    K, G = k.dim(kk), k.dim(scales.type.shape[1])
+    gl = str(group) if group else K
+    xv = load(x.type.dtype, f"{px}[i0 * {K} + q]")
+    if node.op.per_token:  # type: ignore[attr-defined]
+        m.body.append(
+            f"float mx = 0.0f; for (int64_t q = 0; q < {K}; ++q) {{ const float a = fabsf({xv}); "
+            "mx = (a > mx || a != a) ? a : mx; }"
+        )
+        m.body.append("const float sx = mx / 127.0f;")
+    else:
+        m.body.append(f"const float sx = {m.pointer(xs)}[0];")
+    code = f"(({pc}[i1 * {k.dim(ceil_div(kk, 2))} + q / 2] >> ((q & 1) * 4)) & 15)"
+    zero = f"(int64_t){m.pointer(zeros)}[i1 * {G} + g]" if zeros is not None else "8"
+    m.body.append("float t = 0.0f;")
+    m.body.append(
+        f"for (int64_t g = 0; g < {G}; ++g) {{ int64_t acc = 0; "
+        f"if (sx > 0.0f) for (int64_t q = g * {gl}; q < {K} && q < (g + 1) * {gl}; ++q) {{ "
+        f"float v = {xv} / sx; v = v != v ? 0.0f : (v > -128.0f ? v : -128.0f); "
+        "v = v < 127.0f ? v : 127.0f; "
+        f"acc += (int64_t)rintf(v) * ((int64_t){code} - {zero}); }} "
+        f"t = t + (float)(int32_t)acc * {ps}[i1 * {G} + g]; }}"
+    )
+    value = "t * sx"
     if bias is not None:
         value = f"({value} + {load(bias.type.dtype, f'{m.pointer(bias)}[i1]')})"
     return m.render(f"{py}[o] = {value};")

@@ -8,11 +8,11 @@ from __future__ import annotations
 from ...ir.dtypes import DType
 from ...ir.graph import Graph, Node, Value
 from ...ir.ops.elementwise import Cast
-from ...ir.ops.quant import LinearW4, LinearW8, LinearW8a8
+from ...ir.ops.quant import LinearW4, LinearW4a8, LinearW8, LinearW8a8
 from .legalize import RULES
 
 
-@RULES.rule(LinearW4, LinearW8, LinearW8a8)
+@RULES.rule(LinearW4, LinearW4a8, LinearW8, LinearW8a8)
 def quant_linear_f16_via_f32(g: Graph, node: Node) -> Value | None:
     """linear_w*(x f16, ..., bias f16) -> cast<f16>(linear_w*(cast<f32>(x), ..., cast<f32>(b)))."""
     x = node.inputs[0]

@@ -477,6 +477,97 @@ class LinearW8a8(Op):
         return y.reshape(x.shape[:-1] + (w_codes.shape[0],)).astype(x.dtype)
 
 
+def _w4a8_operands(rest: tuple) -> tuple:
+    """The optional operands of linear_w4a8 after scales, told apart by dtype and rank:
+    zeros (u8), bias (float [out]), x_scale (float [])."""
+    zeros = bias = x_scale = None
+    for t in rest:
+        if not _is_float(t):
+            zeros = t
+        elif _rank(t) == 0:
+            x_scale = t
+        else:
+            bias = t
+    return zeros, bias, x_scale
+
+
+# |acc_g| <= group * 128 * 15 must fit int32 (group 0: the whole row).
+W4A8_MAX_GROUP = (2**31 - 1) // (128 * 15)
+
+
+@register
+@dataclass(frozen=True)
+class LinearW4a8(Op):
+    """y = (sum_g float(acc_g) * sw[o, g]) * sx + b with int4 weights and int8 activations.
+
+    codes, scales (f32) and zeros as linear_w4 (no zeros: the implicit zero 8), group as
+    linear_w4. Activations as linear_w8a8: per_token (default) quantizes each row of x
+    dynamically, sx = max|x_row| / 127 (f32); else sx = x_scale, an f32 [] operand (static);
+    q = clip(round_half_to_even(x / sx), -128, 127) with an f32 division, 0 when sx <= 0.
+    acc_g[r, o] = sum over group g's columns i of q[r, i] * (code[o, i] - zero[o, g]) in int32,
+    exact. Then per element in f32: t = sum over g in ascending order of float(acc_g) *
+    sw[o, g] (kernels may fuse each multiply-add: equal within f32 rounding), y = t * sx + b,
+    rounded to x's dtype. Optional operands after scales, in this order when present: zeros
+    (u8), bias (x's dtype, [out]), x_scale (f32 [])."""
+
+    name: ClassVar[str] = "linear_w4a8"
+    group: int = 128
+    per_token: bool = True
+
+    def infer(
+        self, x: TensorType, codes: TensorType, scales: TensorType, *rest: TensorType
+    ) -> TensorType:
+        require(len(rest) <= 3, f"linear_w4a8: at most 6 operands, got {3 + len(rest)}")
+        zeros, bias, x_scale = _w4a8_operands(rest)
+        n_in = _check_linear_x(self.name, x)
+        require(
+            codes.dtype == DType.u8
+            and codes.rank == 2
+            and dim_eq(codes.shape[1], ceil_div(n_in, 2)),
+            f"linear_w4a8: codes must be u8[out, ceil({n_in} / 2)] for input {x}, got {codes}",
+        )
+        span = n_in if self.group == 0 else self.group
+        require(
+            not isinstance(span, int) or span <= W4A8_MAX_GROUP,
+            f"linear_w4a8: groups of {span} inputs overflow the int32 accumulator "
+            f"(at most {W4A8_MAX_GROUP})",
+        )
+        out = codes.shape[0]
+        _check_weight_params(self.name, scales, zeros, out, n_in, self.group)
+        require(scales.dtype == DType.f32, f"linear_w4a8: scales must be f32, got {scales}")
+        _check_bias(self.name, bias, x, out)
+        if self.per_token:
+            require(x_scale is None, "linear_w4a8: per_token quantization takes no x_scale")
+        else:
+            require(
+                x_scale is not None and x_scale.dtype == DType.f32,
+                f"linear_w4a8: static (per_token=false) needs an f32[] x_scale, got {x_scale}",
+            )
+        return TensorType(x.dtype, x.shape[:-1] + (out,))
+
+    def ref(self, x: np.ndarray, codes: np.ndarray, scales: np.ndarray, *rest) -> np.ndarray:
+        zeros, bias, x_scale = _w4a8_operands(rest)
+        n = x.shape[-1]
+        x2 = x.reshape(-1, n)
+        if self.per_token:
+            q, sx = quantize_rows_i8(x2)
+        else:
+            sx = np.asarray(x_scale, np.float32)
+            q = quantize_i8(x2.astype(np.float32), sx)
+        c = unpack_int4(codes, n).astype(np.int32)
+        groups = scales.shape[1]
+        t = np.zeros((x2.shape[0], codes.shape[0]), np.float32)
+        for g in range(groups):
+            sl = slice(0, n) if self.group == 0 else slice(g * self.group, (g + 1) * self.group)
+            z = 8 if zeros is None else zeros[:, g : g + 1].astype(np.int32)
+            acc = int8_matmul(q[:, sl], (c[:, sl] - z).astype(np.int8))
+            t = t + acc.astype(np.float32) * scales[:, g].astype(np.float32)
+        y = t * sx
+        if bias is not None:
+            y = y + bias.astype(np.float32)
+        return y.reshape(x.shape[:-1] + (codes.shape[0],)).astype(x.dtype)
+
+
 # -- matmul_integer (ONNX MatMulInteger; the C backends' int8 GEMM) ----------------------------
 EIGHT_BIT = (DType.i8, DType.u8)
 

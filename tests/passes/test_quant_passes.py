@@ -109,8 +109,8 @@ def test_spec_fields():
         "",
         "w3",
         "int4",
-        "w4a8",
         "w8a4",
+        "w4a4",
         "w4-foo",
         "w8a8-asym",
         "w4-rtn-actorder",
@@ -254,6 +254,8 @@ SPECS = [
     "w8a8-static",
     "w8a8-smooth",
     "w8a8-gptq",
+    "w4a8-gptq-g32",
+    "w4a8-rtn-g32-static",
 ]
 
 
@@ -262,7 +264,9 @@ def test_quantized_graph_stays_within_the_declared_tolerance(spec):
     g = mlp()
     out, ctx = quantized(g, spec)
     names = {n.op.name for n in out.nodes}
-    assert names & {"linear_w4", "linear_w8", "linear_w8a8"}
+    assert names & {"linear_w4", "linear_w4a8", "linear_w8", "linear_w8a8"}
+    if "a8" in spec.split("-")[0]:  # every weight layer quantizes its activations too
+        assert names & {"linear_w4", "linear_w8"} == set()
     assert not names & {"linear", "matmul"}, "every linear is quantized"
     assert print_graph(parse_ir(print_graph(out))) == print_graph(out)
     tol = max(PASSES[p].tolerance or (0, 0) for p in parse_quant_spec(spec).passes(True))

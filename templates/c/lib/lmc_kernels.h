@@ -28,6 +28,10 @@
  * NOTE (2026-11-24, FUSION): added lmc_gemm_f32_packed_multi (one parallel region over several
  *  packed weights read by one A: merged sibling linears, linear_split) and lmc_rotary_row_f32
  *  (one row of rotary_embedding, vectorized, y may be x). Nothing existing changed.
+ * NOTE (2026-12-07, KERNELS): added lmc_conv2d_wino_* (lmc_winograd.c: Winograd F(2x2, 3x3),
+ *  weights in the layout "lmc.conv2d.wino2x3.mr<MR>.v1", packing.pack_conv2d_winograd) and
+ *  lmc_linear_w4a8_f32 (lmc_w4a8.c: int4 weights in the weight-only layout x int8 activations,
+ *  with a workspace). Nothing existing changed.
  * Build: compile every .c here with -O3 (gcc -O2 does not vectorize the lmc_math loops) and the
  * ISA macro plus its flags: -DLMC_AVX512 -mavx512f -mfma (add -mavx2), or -DLMC_AVX2 -mavx2
  * -mfma; no macro = portable C. Avoid -ffast-math (it breaks NaN/overflow handling in
@@ -127,6 +131,25 @@ const char *lmc_wq_layout(void);
 const char *lmc_wq_path(void);
 size_t lmc_wq_packed_bytes(int64_t N, int64_t K, int bits, int64_t group, int has_zeros);
 void lmc_linear_wq_f32(struct lmc_pool *pool, const lmc_linear_wq_args *a);
+/* int4 weights x int8 activations (lmc_w4a8.c; linear_w4a8's reference): the weights packed
+ * exactly as for lmc_linear_wq_f32 with bits 4 (scales f32); activations quantized per row,
+ * sx = max|x_row| / 127 (x_scale NULL), or with *x_scale, q = clip(round_half_even(x / sx),
+ * -128, 127), 0 where sx <= 0; acc_g = sum over group g of q * (code - zero) in int32;
+ * y = (sum_g acc_g * scale_g) * sx + bias in f32 (multiply-adds may be fused). The workspace
+ * (lmc_linear_w4a8_workspace_bytes, from the arena) holds the quantized rows. Paths: vnni
+ * (AVX-512 VNNI vpdpbusd), avx512bw (vpmaddubsw + vpmaddwd), else portable C. */
+typedef struct {
+  int64_t M, N, K;
+  const float *x; int64_t ldx;
+  const uint8_t *packed; int64_t group; int has_zeros;
+  const float *x_scale; /* NULL: per row */
+  const float *bias;    /* NULL: none */
+  float *y; int64_t ldy;
+  void *workspace;
+} lmc_linear_w4a8_args;
+const char *lmc_w4a8_path(void);
+size_t lmc_linear_w4a8_workspace_bytes(int64_t M, int64_t K, int64_t group);
+void lmc_linear_w4a8_f32(struct lmc_pool *pool, const lmc_linear_w4a8_args *a);
 /* W8A8: q = clip(round_half_even(x / sx), -128, 127) with sx = max|x_row| / 127 per row
  * (x_scale NULL) or *x_scale (static), q = 0 where sx <= 0; acc = q @ W^T exactly in int32 (W
  * i8 [N, K], packed as the int8 GEMM's B = W^T: lmc_gemm_s8_pack / packing.pack_gemm_s8);

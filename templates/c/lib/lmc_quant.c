@@ -174,32 +174,7 @@ LMC__QI void lmc__i8_floats(const uint8_t *p, lmc_vf f[LMC__NV]) {
 const char *lmc_wq_layout(void) { return "lmc.wq.panel16.v1"; }
 const char *lmc_wq_path(void) { return LMC__WQ_PATH; }
 
-/* ---- weight-only layout ---------------------------------------------------------------------
- * ceil(N/16) panels; panel p: for each group (gl = group, or K when group is 0; the last one
- * may be shorter) a header of 16 f32 scales (rows 16p..16p+15, 0 past N) and, with zeros, 16
- * int8 zero bytes (int4: z; int8: z - 128), then the codes: int4, ceil(len/8) blocks of 16 u32
- * words (word j: row 16p+j, nibble t = code of the block's k t, 0 past the group); int8, len
- * blocks of 16 bytes (byte j: row 16p+j; u8 codes stored as c - 128). */
-
-typedef struct {
-  int64_t hdr, blk, kb, ng, gl, gstride, pstride;
-} lmc__wq_geom;
-
-static lmc__wq_geom lmc__wq_geometry(int64_t K, int bits, int64_t group, int has_zeros) {
-  lmc__wq_geom g;
-  g.hdr = 64 + (has_zeros ? 16 : 0);
-  g.kb = bits == 4 ? 8 : 1;
-  g.blk = bits == 4 ? 64 : 16;
-  g.gl = group > 0 ? group : K;
-  g.ng = K > 0 ? lmc__cdiv(K, g.gl) : 0;
-  g.gstride = g.hdr + lmc__cdiv(g.gl, g.kb) * g.blk;
-  g.pstride = 0;
-  if (g.ng > 0) {
-    int64_t last = K - (g.ng - 1) * g.gl;
-    g.pstride = (g.ng - 1) * g.gstride + g.hdr + lmc__cdiv(last, g.kb) * g.blk;
-  }
-  return g;
-}
+/* ---- weight-only layout: lmc__wq_geometry (lmc_kern.h) ---------------------------------------- */
 
 size_t lmc_wq_packed_bytes(int64_t N, int64_t K, int bits, int64_t group, int has_zeros) {
   if (N <= 0 || K <= 0) return 0;

@@ -1,8 +1,8 @@
 """Graphs of the quantization ops for the C targets' tests (host, arm64, wasm32): every op on a
 symbolic batch (checked at batch 3, 5 and 1), weight-only linears over in-dims that are not a
 multiple of the group or of the int4 code block, odd out-dims, group 0, symmetric and
-asymmetric codes, f16 scales, biases; W8A8 per token and static; quantize / dequantize per
-tensor, per axis and blocked, to every storage type."""
+asymmetric codes, f16 scales, biases; W8A8 and W4A8 per token and static; quantize /
+dequantize per tensor, per axis and blocked, to every storage type."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from lmc.ir import DType, Graph, TensorType, sym
 from lmc.ir.ops.quant import (
     Dequantize,
     LinearW4,
+    LinearW4a8,
     LinearW8,
     LinearW8a8,
     Quantize,
@@ -94,6 +95,30 @@ def w8a8_graph(seed: int = 0) -> Graph:
     return g
 
 
+def w4a8_graph(seed: int = 0) -> Graph:
+    """linear_w4a8 on every weight-only shape: symmetric and asymmetric codes, with and
+    without bias, per token and static (one scale that saturates codes to -128)."""
+    rng = np.random.default_rng(seed)
+    b = sym("b")
+    g = Graph("w4a8", {"b": BATCH})
+    outs = []
+    for si, (n, k, group) in enumerate(WQ_SHAPES):
+        x = g.input(f"x{si}", TensorType(DType.f32, [b, k]))
+        groups = int(group_count(k, group))
+        codes = g.param(f"s{si}.codes", pack_int4(rng.integers(0, 16, (n, k)).astype(np.uint8)))
+        scales = g.param(f"s{si}.scales", _scales(rng, n, groups, False))
+        zeros = g.param(f"s{si}.zeros", rng.integers(0, 16, (n, groups)).astype(np.uint8))
+        bias = g.param(f"s{si}.bias", rng.standard_normal(n).astype(np.float32))
+        xs = g.param(f"s{si}.x_scale", np.array(0.004 if si % 2 else 0.03, np.float32))
+        op = LinearW4a8(group=group)
+        outs.append(g.apply(op, x, codes, scales, zeros, bias))
+        outs.append(g.apply(op, x, codes, scales))
+        static = LinearW4a8(group=group, per_token=False)
+        outs.append(g.apply(static, x, codes, scales, *([zeros] if si % 2 else []), bias, xs))
+    g.set_outputs(outs)
+    return g
+
+
 def quantize_graph(seed: int = 0) -> Graph:
     """quantize -> every storage type and dequantize back, per tensor and per axis (with and
     without zero points) on a symbolic batch, blocked (blocks not dividing the axis) on a
@@ -147,6 +172,7 @@ def f16_linear_graph(seed: int = 0) -> Graph:
         g.apply(LinearW4(group=8), x, codes4, s4, bias),
         g.apply(LinearW8(), x, codes8, g.param("s8", _scales(rng, 9, 1, False))),
         g.apply(LinearW8a8(), x, codes8, sw, bias),
+        g.apply(LinearW4a8(group=8), x, codes4, g.param("s4f", _scales(rng, 9, 5, False)), bias),
     ])  # fmt: skip
     return g
 
@@ -156,6 +182,7 @@ def all_graphs() -> dict[str, Graph]:
         "weight_only": weight_only_graph(),
         "weight_only_rank3": weight_only_graph(1, rank3=True),
         "w8a8": w8a8_graph(),
+        "w4a8": w4a8_graph(),
         "qdq": quantize_graph(),
         "f16_linear": f16_linear_graph(),
     }

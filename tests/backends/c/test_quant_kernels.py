@@ -1,11 +1,11 @@
-"""The quantized linears of the kernel library (lmc_quant.c, lmc_w8a8.c) on this CPU, called
-directly through ctypes: weight-only int4 / int8 (lmc_linear_wq_f32) and W8A8
-(lmc_linear_w8a8_f32) on every x86 path this machine runs (AVX-512 with VNNI, AVX-512 without
-it, AVX2, portable C), against the ops' references: int32 sums of W8A8 bit-exact, the rest
-within float rounding. Shapes cover in-dims that are not a multiple of the group or of the code
-blocks, odd out-dims, batch 1 and more, one and two threads. At the end: every quantization op
-in whole graphs through the host backend (tests/backends/arm64 and tests/backends/wasm32 do the
-same for their targets)."""
+"""The quantized linears of the kernel library (lmc_quant.c, lmc_w8a8.c, lmc_w4a8.c) on this
+CPU, called directly through ctypes: weight-only int4 / int8 (lmc_linear_wq_f32), W8A8
+(lmc_linear_w8a8_f32) and W4A8 (lmc_linear_w4a8_f32) on every x86 path this machine runs
+(AVX-512 with VNNI, AVX-512 without it, AVX2, portable C), against the ops' references: int32
+sums bit-exact, the rest within float rounding. Shapes cover in-dims that are not a multiple
+of the group or of the code blocks, odd out-dims, batch 1 and more, one and two threads. At the
+end: every quantization op in whole graphs through the host backend (tests/backends/arm64 and
+tests/backends/wasm32 do the same for their targets)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import subprocess
 import numpy as np
 import pytest
 from lmc.backends.c import packing
-from lmc.ir.ops.quant import LinearW4, LinearW8, LinearW8a8, pack_int4
+from lmc.ir.ops.quant import LinearW4, LinearW4a8, LinearW8, LinearW8a8, pack_int4
 
 from tests.backends.c.hostbuild import check_host, needs_cc
 from tests.backends.c.kernels_harness import ISAS, LIB_DIR, RUNTIME, _build_dir, skip_reason
@@ -25,16 +25,16 @@ from tests.util import assert_close
 
 i64, fp = C.c_int64, C.c_void_p
 VNNI = "avx512vnni"
-PATHS = {  # kernel path -> (flags, features, wq path name, w8a8 path name)
-    VNNI: (ISAS["avx512"][0] + ["-mavx512vnni"], {"avx512vnni"}, "avx512", "vnni"),
-    "avx512": (ISAS["avx512"][0], set(), "avx512", "avx2"),
-    "avx2": (ISAS["avx2"][0], set(), "avx2", "avx2"),
-    "portable": ([], set(), "portable", "portable"),
+PATHS = {  # kernel path -> (flags, features, wq path name, w8a8 path name, w4a8 path name)
+    VNNI: (ISAS["avx512"][0] + ["-mavx512vnni"], {"avx512vnni"}, "avx512", "vnni", "vnni"),
+    "avx512": (ISAS["avx512"][0], set(), "avx512", "avx2", "avx512bw"),
+    "avx2": (ISAS["avx2"][0], set(), "avx2", "avx2", "portable"),
+    "portable": ([], set(), "portable", "portable", "portable"),
 }
 GRAPHS = {name: (lambda name=name: all_graphs()[name]) for name in all_graphs()}
 THREADS = (1, 2)
 # scratch and scheduling, the int8 micro-kernel, the quantized linears
-SOURCES = ("lmc_gemm.c", "lmc_int8.c", "lmc_quant.c", "lmc_w8a8.c")
+SOURCES = ("lmc_gemm.c", "lmc_int8.c", "lmc_quant.c", "lmc_w8a8.c", "lmc_w4a8.c")
 
 
 class WqArgs(C.Structure):
@@ -50,6 +50,14 @@ class A8Args(C.Structure):
         ("M", i64), ("N", i64), ("K", i64), ("x", fp), ("ldx", i64),
         ("w_packed", fp), ("w_scales", fp), ("bias", fp), ("x_scale", fp),
         ("y", fp), ("ldy", i64),
+    ]  # fmt: skip
+
+
+class W4a8Args(C.Structure):
+    _fields_ = [
+        ("M", i64), ("N", i64), ("K", i64), ("x", fp), ("ldx", i64),
+        ("packed", fp), ("group", i64), ("has_zeros", C.c_int),
+        ("x_scale", fp), ("bias", fp), ("y", fp), ("ldy", i64), ("workspace", fp),
     ]  # fmt: skip
 
 
@@ -78,6 +86,9 @@ class Lib:
             ("lmc_wq_layout", C.c_char_p, []),
             ("lmc_wq_path", C.c_char_p, []),
             ("lmc_w8a8_path", C.c_char_p, []),
+            ("lmc_w4a8_path", C.c_char_p, []),
+            ("lmc_linear_w4a8_workspace_bytes", C.c_size_t, [i64, i64, i64]),
+            ("lmc_linear_w4a8_f32", None, [fp, C.POINTER(W4a8Args)]),
             ("lmc_wq_packed_bytes", C.c_size_t, [i64, i64, C.c_int, i64, C.c_int]),
             ("lmc_linear_wq_f32", None, [fp, C.POINTER(WqArgs)]),
             ("lmc_linear_w8a8_f32", None, [fp, C.POINTER(A8Args)]),
@@ -105,6 +116,17 @@ class Lib:
         self.lib.lmc_linear_w8a8_f32(self.pools[threads], C.byref(a))
         return y
 
+    def w4a8(self, x, packed, n, group, has_zeros, bias, x_scale, threads) -> np.ndarray:
+        m, k = x.shape
+        y = np.full((m, n), np.nan, np.float32)
+        buf = np.frombuffer(packed, np.uint8) if packed else np.zeros(1, np.uint8)
+        ws = np.full(self.lib.lmc_linear_w4a8_workspace_bytes(m, k, group) + 1, 0xAB, np.uint8)
+        xs = None if x_scale is None else np.asarray(x_scale, np.float32).reshape(1)
+        a = W4a8Args(m, n, k, _p(x), k, _p(buf), group, int(has_zeros), _p(xs), _p(bias), _p(y),
+                     n, _p(ws))  # fmt: skip
+        self.lib.lmc_linear_w4a8_f32(self.pools[threads], C.byref(a))
+        return y
+
 
 def _p(a: np.ndarray | None) -> int | None:
     return None if a is None else a.ctypes.data
@@ -129,6 +151,7 @@ def test_layout_and_paths(lib: Lib) -> None:
     assert lib.lib.lmc_wq_layout().decode() == packing.WQ_LAYOUT
     assert lib.lib.lmc_wq_path().decode() == PATHS[lib.path][2]
     assert lib.lib.lmc_w8a8_path().decode() == PATHS[lib.path][3]
+    assert lib.lib.lmc_w4a8_path().decode() == PATHS[lib.path][4]
     for n, k, bits, group, z in [(6, 20, 4, 8, 1), (17, 300, 4, 128, 0), (33, 7, 8, 0, 0),
                                  (16, 130, 8, 64, 1), (1, 1, 4, 0, 0)]:  # fmt: skip
         want = packing.wq_packed_bytes(n, k, bits, group, bool(z))
@@ -234,6 +257,54 @@ def test_linear_w8a8_zero_rows_and_scale(lib: Lib) -> None:
     assert_close(got, LinearW8a8(per_token=False).ref(x, codes, sw, b, zero), 0, 0)
 
 
+@pytest.mark.parametrize("threads", THREADS, ids=[f"t{t}" for t in THREADS])
+@pytest.mark.parametrize("asym", [False, True], ids=["sym", "asym"])
+def test_linear_w4a8_sums_are_exact(lib: Lib, asym: bool, threads: int) -> None:
+    """sx = 1 (integer activations, one of magnitude 127), scales 1, no bias: every output is
+    the sum of the groups' int32 sums, exact in f32 at these sizes."""
+    rng = np.random.default_rng(11 + asym)
+    for m, n, k, group in WQ_SHAPES:
+        if k == 0 or m == 0:
+            continue
+        _, operands, packed, has_z, _ = _wq_case(rng, m, n, k, 4, group, asym, False)
+        operands[1][:] = 1.0  # scales
+        packed = packing.pack_wq(
+            np.asarray(_unpack(operands[0], k)), operands[1], operands[2] if has_z else None, 4,
+            group,
+        )  # fmt: skip
+        x = rng.integers(-127, 128, (m, k)).astype(np.float32)
+        x[:, 0] = 127.0
+        got = lib.w4a8(x, packed, n, group, has_z, None, None, threads)
+        want = LinearW4a8(group=group).ref(x, *operands)
+        assert np.abs(want).max() < 2**24
+        np.testing.assert_array_equal(got, want, err_msg=f"m{m} n{n} k{k} g{group}")
+
+
+def _unpack(codes: np.ndarray, k: int) -> np.ndarray:
+    from lmc.ir.ops.quant import unpack_int4
+
+    return unpack_int4(codes, k)
+
+
+@pytest.mark.parametrize("threads", THREADS, ids=[f"t{t}" for t in THREADS])
+@pytest.mark.parametrize("asym", [False, True], ids=["sym", "asym"])
+@pytest.mark.parametrize("per_token", [True, False], ids=["per_token", "static"])
+def test_linear_w4a8(lib: Lib, asym: bool, per_token: bool, threads: int) -> None:
+    rng = np.random.default_rng(12 + 2 * asym + per_token)
+    for m, n, k, group in WQ_SHAPES:
+        for bias in (False, True):
+            _, operands, packed, has_z, b = _wq_case(rng, m, n, k, 4, group, asym, bias)
+            x = (rng.standard_normal((m, k)) * 3).astype(np.float32)
+            if m > 2:
+                x[1] = 0  # an all-zero row: sx = 0, y = bias
+            xs = None if per_token else np.array(0.02, np.float32)  # saturates codes at -128
+            got = lib.w4a8(x, packed, n, group, has_z, b, xs, threads)
+            op = LinearW4a8(group=group, per_token=per_token)
+            want = op.ref(x, *operands, *([] if xs is None else [xs]))
+            tol = 1e-5 * max(1.0, float(np.abs(want).max(initial=0.0)))
+            assert_close(got, want, 1e-5, tol, name=f"w4a8 m{m} n{n} k{k} g{group} b{bias}")
+
+
 # -- whole graphs on the host target ------------------------------------------------------------
 
 
@@ -246,7 +317,7 @@ def test_quant_graph_on_host(name: str, kernels: bool) -> None:
     g = GRAPHS[name]()
     out = check_host(g, {"kernels": kernels}, label=f"{name} kernels={kernels}", n_envs=N_ENVS)
     src = (out / "src" / "model.c").read_text()
-    calls = src.count("lmc_linear_wq_f32(ex") + src.count("lmc_linear_w8a8_f32(ex")
+    calls = sum(src.count(f"lmc_linear_{k}_f32(ex") for k in ("wq", "w8a8", "w4a8"))
     linears = sum(n.op.name.startswith("linear_w") for n in g.nodes)
     assert calls == (linears if kernels else 0)
 

@@ -81,3 +81,17 @@ def test_minilm_w8a8_layers_on_host_equal_the_reference_on_their_inputs(setup) -
         x, y = got[i], got[len(nodes) + i]
         want = n.op.ref(x, *(q.weights[v.node.op.key] for v in n.inputs[1:]))
         assert_close(y, want, 1e-5, 1e-5 * float(np.abs(want).max()), name=f"layer {i}")
+
+
+def test_minilm_w4a8_gptq_on_host(setup) -> None:
+    """W4A8 (the GPTQ int4 weights, int8 activations per token): every layer on the int4 x
+    int8 kernel, as close to float as the quantized graph (code flips at rounding ties as for
+    W8A8), and the quality of W4 less the activations' share."""
+    g, cal, inputs, ref = setup
+    m, src = _host(g, cal, "w4a8-gptq-g128")
+    assert sum(n.op.name == "linear_w4a8" for n in m.graph.nodes) == 36
+    assert src.count("lmc_linear_w4a8_f32(ex") == 36
+    got, want = m(*inputs), run(m.graph, inputs)[0]
+    assert min_cosine(got, want) > 0.99
+    assert abs(min_cosine(got, ref) - min_cosine(want, ref)) < 0.005
+    assert min_cosine(got, ref) > 0.96

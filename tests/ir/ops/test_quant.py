@@ -12,6 +12,7 @@ from lmc.ir.errors import IRTypeError
 from lmc.ir.ops.quant import (
     Dequantize,
     LinearW4,
+    LinearW4a8,
     LinearW8,
     LinearW8a8,
     Quantize,
@@ -198,6 +199,47 @@ def test_linear_w8a8_integer_part_is_exact_and_matches_torch(per_token):
     assert_close(got[0, 1], b, 0, 0)
 
 
+def _w4a8_torch(x, codes, scales, zeros, group, b=None, sx=None):
+    """The W4A8 reference written with torch ops: activations as _w8a8_torch, weights
+    (code - zero) per group, per-group int64 sums scaled in f32 in group order."""
+    xt = torch.tensor(x).reshape(-1, x.shape[-1])
+    n_in = xt.shape[1]
+    s = xt.abs().amax(-1, keepdim=True) / 127.0 if sx is None else torch.tensor(sx).reshape(1, 1)
+    q = torch.where(s > 0, torch.round(xt / torch.where(s > 0, s, 1.0)).clamp(-128, 127), 0)
+    c = torch.tensor(codes.astype(np.int64))
+    z = torch.full(scales.shape, 8) if zeros is None else torch.tensor(zeros.astype(np.int64))
+    span = group or n_in
+    t = torch.zeros(xt.shape[0], c.shape[0])
+    for g in range(scales.shape[1]):
+        cols = slice(g * span, (g + 1) * span)
+        acc = q[:, cols].to(torch.int64) @ (c[:, cols] - z[:, g : g + 1]).T
+        t = t + acc.to(torch.float32) * torch.tensor(scales[:, g])
+    y = t * s
+    if b is not None:
+        y = y + torch.tensor(b)
+    return y.reshape(*x.shape[:-1], -1).numpy()
+
+
+@pytest.mark.parametrize("per_token", [True, False])
+@pytest.mark.parametrize("group,asym", [(32, True), (0, False), (48, False)])
+def test_linear_w4a8_matches_torch(per_token, group, asym):
+    out, n_in = 7, 100
+    x = rand(2, 3, n_in) * 4
+    x[1, 2] = 0.0  # an all-zero row quantizes to 0: y = b
+    codes = RNG.integers(0, 16, (out, n_in)).astype(np.uint8)
+    groups = 1 if group == 0 else -(-n_in // group)
+    scales = (RNG.random((out, groups)) * 0.02).astype(np.float32)
+    zeros = RNG.integers(0, 16, (out, groups)).astype(np.uint8) if asym else None
+    b, sx = rand(out), np.array(0.03, np.float32)
+    args = [x, pack_int4(codes), scales] + ([zeros] if asym else []) + [b]
+    args += [] if per_token else [sx]
+    got = apply_op(LinearW4a8(group=group, per_token=per_token), *args)
+    want = _w4a8_torch(x, codes, scales, zeros, group, b, None if per_token else sx)
+    np.testing.assert_array_equal(got, want)  # same f32 operations in the same order
+    if per_token:
+        assert_close(got[1, 2], b, 0, 0)
+
+
 def test_linear_w8a8_accumulates_beyond_f32_exactness():
     """Sums past 2**24 stay exact: the i32 accumulator, not an f32 one."""
     from lmc.ir.ops.quant import int8_matmul
@@ -218,6 +260,10 @@ def test_quantized_linear_shape_rules():
     assert LinearW8a8(per_token=False).infer(
         x, T(DType.i8, [5, 64]), T(DType.f32, [5]), T(DType.f32, [])
     ) == T(DType.f32, [s0, 5])
+    assert LinearW4a8(group=16, per_token=False).infer(
+        x, T(DType.u8, [5, 32]), T(DType.f32, [5, 4]), T(DType.u8, [5, 4]), T(DType.f32, [5]),
+        T(DType.f32, []),
+    ) == T(DType.f32, [s0, 5])  # fmt: skip
     bad = [
         (LinearW4(), (x, T(DType.u8, [5, 64]), T(DType.f32, [5, 1]))),
         (LinearW4(), (x, T(DType.i8, [5, 32]), T(DType.f32, [5, 1]))),
@@ -231,6 +277,14 @@ def test_quantized_linear_shape_rules():
         (LinearW8a8(per_token=False), (x, T(DType.i8, [5, 64]), T(DType.f32, [5]))),
         (LinearW8a8(), (x, T(DType.i8, [5, 64]), T(DType.f32, [5, 1]))),
         (LinearW8a8(), (T(DType.f32, [2, 200000]), T(DType.i8, [5, 200000]), T(DType.f32, [5]))),
+        (LinearW4a8(), (x, T(DType.u8, [5, 32]), T(DType.f16, [5, 1]))),  # f16 scales
+        (LinearW4a8(), (x, T(DType.u8, [5, 32]), T(DType.f32, [5, 1]), T(DType.f32, []))),
+        (LinearW4a8(per_token=False), (x, T(DType.u8, [5, 32]), T(DType.f32, [5, 1]))),
+        (LinearW4a8(group=16), (x, T(DType.u8, [5, 32]), T(DType.f32, [5, 1]))),
+        (
+            LinearW4a8(group=0),
+            (T(DType.f32, [1, 2000000]), T(DType.u8, [5, 1000000]), T(DType.f32, [5, 1])),
+        ),  # fmt: skip
     ]
     for op, types in bad:
         with pytest.raises(IRTypeError, match=op.name):
@@ -260,4 +314,4 @@ def test_quant_case_file():
     g = with_random_weights(parse_ir(text))
     for n in (1, 6):
         outs = run(g, [rand(n, 20)])
-        assert [o.shape for o in outs] == [(n, 6)] * 7
+        assert [o.shape for o in outs] == [(n, 6)] * 9
