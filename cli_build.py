@@ -98,6 +98,7 @@ def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
 # -- lmc build -------------------------------------------------------------------------------
 def cmd_build(args: argparse.Namespace) -> int:
     from .backends.c.build import build_artifact, parse_backend_option
+    from .backends.c.toolchain import default_cache_dir
     from .frontend import import_model
     from .passes.manager import PassContext, Pipeline
     from .runtime.artifact import read_manifest
@@ -224,11 +225,6 @@ def check_output_dir(d: Path, force: bool) -> None:
             )
         if not force:
             raise LmcError(f"{d} already holds an lmc artifact; pass --force to replace it")
-
-
-def default_cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "lmc" / "objects"
 
 
 class Stages:

@@ -124,12 +124,16 @@ def compile(
     options: dict[str, Any] | None = None,
     quantize: Any = None,
     calibration: Any = None,
+    object_cache: str | Path | bool = True,
 ) -> CompiledModel:
     """Import `model`, run the pass pipeline (default: DEFAULT_PIPELINE) and build `target`.
 
     `quantize` (a spec such as "w4-gptq-g128" or "w8a8", see passes/quant_spec.py) appends
     the quantization passes; `calibration` is an iterable of input samples they record
     activations on (needed by GPTQ, static and smoothed W8A8, and the mixed-precision check).
+    `object_cache` (C targets): True reuses the runtime and kernel-library objects from the
+    cache `lmc build` keeps (toolchain.default_cache_dir()), a path uses that folder, False
+    compiles everything.
     """
     name = target if isinstance(target, str) else str(target)
     t = None
@@ -164,7 +168,7 @@ def compile(
     graph = pipeline.run(graph, ctx)
     if t is None:
         return CompiledModel(graph, name, report, ctx)
-    return _compile_c(graph, t, name, report, ctx, progress, options)
+    return _compile_c(graph, t, name, report, ctx, progress, options, object_cache)
 
 
 def _compile_c(
@@ -175,14 +179,31 @@ def _compile_c(
     ctx: PassContext,
     progress: Any,
     options: dict[str, Any] | None,
+    object_cache: str | Path | bool,
 ) -> CompiledModel:
     from ..runtime.artifact import read_manifest
     from ..runtime.loader import RUNNERS
     from .c.build import build_artifact
+    from .c.toolchain import default_cache_dir
+
+    if object_cache is True:
+        cache_dir: Path | None = default_cache_dir()
+    elif object_cache is False or object_cache is None:
+        cache_dir = None
+    else:
+        cache_dir = Path(object_cache)
 
     tmp = tempfile.TemporaryDirectory(prefix="lmc-artifact-")
     out = Path(tmp.name) / "artifact"
-    res = build_artifact(graph, t, out, passes_stats=ctx.stats, progress=progress, options=options)
+    res = build_artifact(
+        graph,
+        t,
+        out,
+        passes_stats=ctx.stats,
+        progress=progress,
+        options=options,
+        cache_dir=cache_dir,
+    )
     runner = RUNNERS[t.name](out, read_manifest(out), 0)  # the target's runner (lmc.load's)
     m = CompiledModel(res.graph, name, report, ctx, artifact=out, runner=runner)
     m._tmp = tmp

@@ -109,6 +109,68 @@ def test_per_sample_calibration_and_weight_only_rtn(block_onnx, tmp_path) -> Non
     assert (tmp_path / "rtn" / "src" / "model.c").read_text().count("lmc_linear_wq_f32(ex") == 2
 
 
+@pytest.fixture(scope="module")
+def zoo_lmc(tmp_path_factory):
+    """name -> (.lmc file, .npz weights, calibration .npz, eval inputs, float graph) of the
+    test zoo's all-MiniLM-L6-v2 (real weights) and LLaMA-architecture prefill, imported from
+    torch: the files a user hands `lmc build`."""
+    pytest.importorskip("transformers")
+    from lmc.frontend import import_model
+    from lmc.ir import print_graph
+
+    from tests.models import ZOO
+
+    made: dict[str, tuple] = {}
+
+    def make(name: str) -> tuple:
+        if name not in made:
+            module, example, dynamic = ZOO[name].build()
+            g, _ = import_model(module, example, dynamic_shapes=dynamic)
+            d = tmp_path_factory.mktemp(name)
+            (d / "model.lmc").write_text(print_graph(g))
+            np.savez(d / "weights.npz", **g.weights)
+            names = [v.name for v in g.inputs]
+            cal = [[t.numpy() for t in ZOO[name].inputs(seed=10 + k, batch=2, seq=12)]
+                   for k in range(4)]  # fmt: skip
+            np.savez(d / "calib.npz", **{f"{n}_{k}": s[i] for k, s in enumerate(cal)
+                                         for i, n in enumerate(names)})  # fmt: skip
+            inputs = [t.numpy() for t in ZOO[name].inputs(seed=3, batch=1, seq=9)]
+            made[name] = (d / "model.lmc", d / "weights.npz", d / "calib.npz", inputs, g, cal)
+        return made[name]
+
+    return make
+
+
+@pytest.mark.slow
+@needs_cc
+@pytest.mark.parametrize("spec", ["w4-gptq-g128", "w8a8"])
+@pytest.mark.parametrize("name", ["minilm", "llama_prefill"])
+def test_real_models_quantized_by_lmc_build(zoo_lmc, tmp_path, name, spec) -> None:
+    """`lmc build MODEL.lmc --weights W.npz --quantize SPEC --calib C.npz` on the real models:
+    every linear quantized (the report lists them), and the artifact computes what the same
+    quantization of the same graph computes in the reference interpreter."""
+    model, weights, calib, inputs, g, cal = zoo_lmc(name)
+    out = tmp_path / "art"
+    code, stdout, stderr = build(
+        model, "--weights", weights, "-o", out, "--quantize", spec, "--calib", calib
+    )
+    assert code == 0, stderr
+    kind = spec.split("-")[0]
+    stats = json.loads((out / "manifest.json").read_text())["quant_stats"]
+    ref = lmc_compile(g, quantize=spec, calibration=cal)
+    assert len(stats) == len(ref.quant_stats) > 0
+    assert {s["kind"] for s in stats.values()} == {kind}
+    assert f"quantized layers ({len(stats)}):" in stdout
+    with load(out) as m:
+        got = m.run(inputs)[0]
+    want = ref(*inputs)
+    flat = got.reshape(-1, got.shape[-1]), want.reshape(-1, want.shape[-1])
+    if kind == "w4":  # float arithmetic on the same codes
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * float(np.abs(want).max()))
+    else:  # int8 codes may flip at rounding ties of the activations (see the host tests)
+        assert min_cosine(*flat) > 0.99
+
+
 @needs_cc
 @pytest.mark.parametrize(
     "argv,message",

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -250,6 +251,36 @@ def _reads_packed(user: Node, v: Value) -> bool:
     return False
 
 
+_COMMENT = re.compile(r"/\*.*?\*/|//[^\n]*", re.S)
+_IDENT = re.compile(r"\blmc\w*")
+# a definition at file scope: a line starting in column 0 with a type (not static, a directive,
+# a typedef or a brace) whose first lmc identifier is followed by ( [ = or ;
+_DEFINITION = re.compile(
+    r"^(?!static\b|typedef\b|extern\b|#|[{}\s])[^\n(;=]*?\b(lmc\w*)\s*[(\[=;]", re.M
+)
+
+
+def linked_sources(model_code: str, files: dict[str, Path]) -> list[str]:
+    """The library sources the generated code needs: the runtime's, and the closure of the
+    kernel sources that define an lmc identifier a needed file uses. Only those are compiled
+    (a model without convolutions or quantized layers does not build their kernels); the
+    shared library is linked with --no-undefined, so a miss is a build error, not a load one."""
+    texts = {n: _COMMENT.sub("", p.read_text()) for n, p in files.items() if n.endswith(".c")}
+    defined: dict[str, set[str]] = {}
+    for name, text in texts.items():
+        for m in _DEFINITION.finditer(text):
+            defined.setdefault(m.group(1), set()).add(name)
+    need = set(art.RUNTIME_SOURCES)
+    todo = [_COMMENT.sub("", model_code), *(texts[n] for n in art.RUNTIME_SOURCES)]
+    while todo:
+        for ident in set(_IDENT.findall(todo.pop())):
+            for name in defined.get(ident, ()):
+                if name not in need:
+                    need.add(name)
+                    todo.append(texts[name])
+    return sorted(need)
+
+
 def source_files() -> dict[str, Path]:
     """Verbatim sources of an artifact: runtime, kernel library, generated-code helpers."""
     files = {p.name: p for p in sorted((C_TEMPLATES / "lib").iterdir()) if p.suffix in (".c", ".h")}
@@ -344,12 +375,15 @@ def _build_into(
     code = emit_module(g, plan, weights, written.data_bytes, written.digest64, opts)
     src, inc, lib = out / "src", out / "include", out / "lib"
     src.mkdir()
-    for name, path in source_files().items():
-        shutil.copyfile(path, src / name)
+    files = source_files()
+    linked = linked_sources(code, files)
+    for name, path in files.items():
+        if name.endswith(".h") or name in linked:
+            shutil.copyfile(path, src / name)
     inc.mkdir()
     shutil.copyfile(art.RUNTIME_DIR / "include" / "lmc_model.h", inc / "lmc_model.h")
     art.write_text(src / MODEL_SOURCE, code)
-    sources = [MODEL_SOURCE] + sorted(n for n in source_files() if n.endswith(".c"))
+    sources = [MODEL_SOURCE, *linked]
     flags = list(tc.cflags) if tc else []
     if arm64.is_arm64(t):
         arm64.copy_harness_source(src)

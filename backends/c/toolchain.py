@@ -10,6 +10,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 import threading
 from collections.abc import Callable, Sequence
@@ -220,6 +221,15 @@ def _key(tc: Toolchain, src: Path, headers: Sequence[Path]) -> str:
     return h.hexdigest()[:32]
 
 
+def default_cache_dir() -> Path:
+    """The object cache `lmc build` and `lmc.compile` share: $LMC_CACHE_DIR when set, else
+    $XDG_CACHE_HOME/lmc/objects (default ~/.cache/lmc/objects)."""
+    if os.environ.get("LMC_CACHE_DIR"):
+        return Path(os.environ["LMC_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "lmc" / "objects"
+
+
 def compile_objects(
     tc: Toolchain,
     src_dir: Path,
@@ -289,8 +299,12 @@ def link(
     names = [str(o) for o in objs]
     if progress:
         progress(f"linking {shared.name}")
+    # every symbol resolved now (the build compiles only the sources the model links)
+    strict = ["-Wl,--no-undefined"] if sys.platform.startswith("linux") else []
     res = subprocess.run(
-        [tc.cc, "-shared", "-o", str(shared), *names, *tc.ldlibs], capture_output=True, text=True
+        [tc.cc, "-shared", *strict, "-o", str(shared), *names, *tc.ldlibs],
+        capture_output=True,
+        text=True,
     )
     if res.returncode != 0:
         raise ToolchainError(f"linking {shared.name} failed:\n{res.stderr.strip()[-2000:]}")

@@ -50,7 +50,10 @@ def test_artifact_folder():
     assert b"ld-linux" not in (out / "bin" / "lmc_harness").read_bytes()[:4096], "not static"
     ar = subprocess.run(["aarch64-linux-gnu-ar", "t", str(lib / "liblmc_model.a")],
                         capture_output=True, text=True, check=True)  # fmt: skip
-    assert {"model.o", "lmc_gemm.o", "lmc_int8.o", "lmc_runtime.o"} <= set(ar.stdout.split())
+    objs = set(ar.stdout.split())
+    assert {"model.o", "lmc_runtime.o", "lmc_threads.o", "lmc_digest.o"} <= objs
+    # only the kernel sources the model links: no convolution or quantized kernels here
+    assert not objs & {"lmc_conv.o", "lmc_quant.o", "lmc_w8a8.o", "lmc_int8.o"}, objs
     assert (out / "include" / "lmc_model.h").is_file()
     readme = (out / "README.md").read_text()
     for needle in ("CMAKE_TOOLCHAIN_FILE", "arm64-v8a", "Xcode", "xcrun -sdk iphoneos",

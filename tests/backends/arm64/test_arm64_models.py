@@ -37,7 +37,7 @@ def compiled(name: str) -> tuple[Any, CompiledModel]:
     module, example, dynamic = ZOO[name].build()
 
     def cached_build(*args: Any, **kwargs: Any) -> Any:
-        kwargs.setdefault("cache_dir", object_cache())
+        kwargs["cache_dir"] = object_cache()
         return build_artifact(*args, **kwargs)
 
     build_artifact = c_build.build_artifact

@@ -70,6 +70,33 @@ def test_make_rebuilds_the_library_without_python(tmp_path):
         np.testing.assert_array_equal(a, b)
 
 
+@needs_cc
+@pytest.mark.parametrize(
+    "case,kernels",
+    [
+        ("source", set()),
+        ("linalg", {"lmc_gemm.c"}),
+        ("conv", {"lmc_conv.c", "lmc_gemm.c"}),
+        ("pool", {"lmc_pool.c"}),
+        ("quant", {"lmc_quant.c", "lmc_w8a8.c", "lmc_w4a8.c", "lmc_int8.c"}),
+    ],
+)
+def test_artifact_compiles_only_the_kernel_sources_it_links(case, kernels):
+    """src/ and its Makefile hold the runtime and the kernel sources the model's code reaches
+    (the library is linked with --no-undefined, so a missing one would not build)."""
+    out = check_host(case_graph(next(p for p in CASES if p.stem == case)), label=case)
+    runtime = {"lmc_runtime.c", "lmc_threads.c", "lmc_digest.c"}
+    c_files = {p.name for p in (out / "src").glob("*.c")}
+    quant = {"lmc_quant.c", "lmc_w8a8.c", "lmc_w4a8.c", "lmc_int8.c"}
+    assert runtime | kernels | {"model.c"} <= c_files
+    assert not (c_files - runtime - {"model.c", "lmc_gemm.c"} - kernels), c_files
+    if not kernels & quant:
+        assert not c_files & quant
+    srcs = next(ln for ln in (out / "src" / "Makefile").read_text().splitlines()
+                if ln.startswith("SRCS = "))  # fmt: skip
+    assert set(srcs.split()[2:]) == c_files
+
+
 def test_missing_compiler_says_what_to_install(tmp_path, monkeypatch):
     g = case_graph(SOURCE)
     with pytest.raises(ToolchainError, match="not found.*install"):

@@ -1,5 +1,6 @@
 """`lmc.compile(..., target="host")`: a torch model compiled, run through the built artifact at
-two batch sizes against torch, saved and loaded back; target="reference" still works."""
+two batch sizes against torch, saved and loaded back; the object cache it shares with `lmc build`;
+target="reference" still works."""
 
 from __future__ import annotations
 
@@ -67,3 +68,25 @@ def test_unknown_target_lists_the_available_ones():
 def test_build_artifact_entry_point(tmp_path):
     out = build_artifact(case_graph(CASES[0]), "host", tmp_path / "a", cache_dir=object_cache())
     assert (out / "manifest.json").is_file() and (out / "lib" / "liblmc_model.so").is_file()
+
+
+@needs_cc
+def test_compile_uses_the_object_cache_it_is_given(tmp_path, monkeypatch):
+    """object_cache: a folder receives the runtime and kernel objects and the next compile
+    reuses them; False compiles without one; True is LMC_CACHE_DIR (lmc build's cache)."""
+    model, x = _mlp(), torch.randn(4, 16)
+    cache = tmp_path / "objects"
+    m = compile(model, (x,), target="host", dynamic_shapes=DYN, object_cache=cache)
+    cached = sorted(p.name for p in cache.glob("*.o"))
+    assert any(n.startswith("lmc_runtime-") for n in cached)
+    assert any(n.startswith("lmc_gemm-") for n in cached)
+    assert not any(n.startswith("model-") for n in cached)  # the generated code never is
+    m2 = compile(model, (x,), target="host", dynamic_shapes=DYN, object_cache=cache)
+    assert sorted(p.name for p in cache.glob("*.o")) == cached
+    np.testing.assert_array_equal(m2(x), m(x))
+    env = tmp_path / "env"
+    monkeypatch.setenv("LMC_CACHE_DIR", str(env))
+    compile(model, (x,), target="host", dynamic_shapes=DYN, object_cache=False)
+    assert not env.exists()
+    compile(model, (x,), target="host", dynamic_shapes=DYN)
+    assert sorted(p.name for p in env.glob("*.o")) == cached

@@ -37,7 +37,7 @@ class ZooHost:
 
 def _with_object_cache(build_artifact):
     def build(*args: Any, **kwargs: Any) -> Any:
-        kwargs.setdefault("cache_dir", object_cache())
+        kwargs["cache_dir"] = object_cache()
         return build_artifact(*args, **kwargs)
 
     return build
