@@ -175,6 +175,7 @@ class HostRunner:
         """Outputs (copied out of the model) for inputs by position or by name. check=False
         skips the Python-side checks so the C runtime's own checks answer (tests use it)."""
         arrays = self._arrange(inputs)
+        lib = self._lib
         with self._lock:
             handle = self.handle
             keep = []
@@ -183,9 +184,12 @@ class HostRunner:
                 keep.append(a)
                 shape = (ctypes.c_int64 * max(a.ndim, 1))(*a.shape)
                 code = DTYPE_CODES[spec.dtype] if check else _code_of(a)
-                ptr = ctypes.c_void_p(a.ctypes.data)
-                self._check(self._lib.lmc_set_input(handle, i, ptr, shape, a.ndim, code))
-            self._check(self._lib.lmc_run(handle))
+                st = lib.lmc_set_input(handle, i, a.ctypes.data, shape, a.ndim, code)
+                if st:
+                    self._check(st)
+            st = lib.lmc_run(handle)
+            if st:
+                self._check(st)
             return [self._output(i) for i in range(len(self.outputs))]
 
     def _arrange(self, inputs: Sequence[Any] | Mapping[str, Any]) -> list[Any]:
@@ -202,14 +206,10 @@ class HostRunner:
                 self.handle, index, ctypes.byref(data), ctypes.byref(shape), ctypes.byref(rank)
             )
         )
-        dims = tuple(shape[k] for k in range(rank.value))
-        dt = c_storage(spec.dtype)
-        count = int(np.prod(dims, dtype=np.int64))
-        if count == 0:
-            out = np.empty(dims, dtype=dt)
-        else:
-            buf = (ctypes.c_char * (count * dt.itemsize)).from_address(data.value)
-            out = np.frombuffer(buf, dtype=dt).reshape(dims).copy()
+        dims = tuple(shape[: rank.value])
+        out = np.empty(dims, dtype=c_storage(spec.dtype))
+        if out.nbytes:
+            ctypes.memmove(out.ctypes.data, data.value, out.nbytes)
         return from_storage(spec, out)
 
     def close(self) -> None:
@@ -276,6 +276,8 @@ def prepare_input(spec: TensorSpec, x: Any, check: bool = True) -> np.ndarray:
                 )
         if spec.dtype is DType.bf16:
             a = (round_to_bf16(a).view(np.uint32) >> 16).astype(np.uint16)
+    if a.flags.c_contiguous:
+        return a
     return np.require(a, requirements="C")  # (ascontiguousarray would make 0-d arrays 1-d)
 
 

@@ -12,8 +12,11 @@
 #define LMC_MR 8
 #endif
 #define LMC_NP 3    /* 16-wide panels per micro-tile */
-#define LMC_GEMV_NP 4
-#define LMC_GEMV_MAXM 8 /* rows the GEMV path takes (M <= 4: 4 panels at once, else 2) */
+/* GEMV: up to LMC_GEMV_MAXM rows; panels at once: 8 for M <= 2, 4 for M <= 4, else 2. Eight
+ * panel streams in flight instead of four took the 4096^2 GEMV from DRAM on an Ice Lake core
+ * from 87% to 95% of a plain read sweep of its bytes. */
+#define LMC_GEMV_NP 8
+#define LMC_GEMV_MAXM 8
 /* Blocking for the 8 x 48 tile: an M block of 128 rows (a 128-token prompt packs A once and
  * streams the weights once; [128][KC] floats = 256 KB stays in L2) and N blocks of 6 tiles
  * (a multiple of the tile width, so no block ends in a narrow tile). */
@@ -146,8 +149,8 @@ LMC__ALWAYS_INLINE void lmc__gemv_body(const int m, const int np, int64_t K, con
 static inline void lmc__gemv(int m, int np, int64_t K, const float *a, int64_t lda,
                              const float *bp, int64_t pstride, float *out) {
   switch (m) {
-    LMC__GEMV_CASE(1, 4)
-    LMC__GEMV_CASE(2, 4)
+    LMC__GEMV_CASE(1, 8)
+    LMC__GEMV_CASE(2, 8)
     LMC__GEMV_CASE(3, 4)
     LMC__GEMV_CASE(4, 4)
     LMC__GEMV_CASE(5, 2)
