@@ -289,26 +289,36 @@ def _wq_native(k: Kernel, node: Node) -> str:
     return m.render(f"{py}[o] = {value};")
 
 
-@C.emits(LinearW8a8)
-def linear_w8a8(k: Kernel, node: Node) -> str:
-    x, codes, sw, bias, xs = a8_operands(node)
-    y = node.outputs[0]
-    key = blob_key(node)
-    if not (uses_kernels(k) and key is not None and key in k.mod.weights):
-        return _a8_native(k, node)
-    kk = x.type.shape[-1]
-    fields = {
+def _a8_fields(
+    k: Kernel, node: Node, x: Value, codes: Value, bias: Value | None, xs: Value | None
+) -> dict[str, str]:
+    """The activation side of the int8-activation kernels' argument structs (lmc_linear_w8a8_args,
+    lmc_linear_w4a8_args): shapes, x, the static x_scale (NULL per token), bias, y."""
+    kk, n_out = x.type.shape[-1], codes.type.shape[0]
+    per_token = node.op.per_token  # type: ignore[attr-defined]
+    return {
         "M": k.numel(list(x.type.shape[:-1])),
-        "N": k.dim(codes.type.shape[0]),
+        "N": k.dim(n_out),
         "K": k.dim(kk),
         "x": k.ptr(x, as_type="float"),
         "ldx": k.dim(kk),
+        "x_scale": k.ptr(xs) if xs is not None and not per_token else "NULL",
+        "bias": k.ptr(bias, as_type="float") if bias is not None else "NULL",
+        "y": k.ptr(node.outputs[0], const=False, as_type="float"),
+        "ldy": k.dim(n_out),
+    }
+
+
+@C.emits(LinearW8a8)
+def linear_w8a8(k: Kernel, node: Node) -> str:
+    x, codes, sw, bias, xs = a8_operands(node)
+    key = blob_key(node)
+    if not (uses_kernels(k) and key is not None and key in k.mod.weights):
+        return _a8_native(k, node)
+    fields = {
+        **_a8_fields(k, node, x, codes, bias, xs),
         "w_packed": f"(const uint8_t *)(ex->weights + {k.weight(key).offset})",
         "w_scales": k.ptr(sw),
-        "bias": k.ptr(bias, as_type="float") if bias is not None else "NULL",
-        "x_scale": k.ptr(xs) if xs is not None and not node.op.per_token else "NULL",  # type: ignore[attr-defined]
-        "y": k.ptr(y, const=False, as_type="float"),
-        "ldy": k.dim(codes.type.shape[0]),
     }
     decls = [_struct("lmc_linear_w8a8_args", fields)]
     return k.render("ops/values.c.j2", decls=decls, stmts=["lmc_linear_w8a8_f32(ex->pool, &args);"])
@@ -365,24 +375,14 @@ def w4a8_workspace(node: Node) -> Any:
 @C.emits(LinearW4a8, workspace=w4a8_workspace)
 def linear_w4a8(k: Kernel, node: Node) -> str:
     x, codes, scales, zeros, bias, xs = w4a8_operands(node)
-    y = node.outputs[0]
     key = blob_key(node)
     if not (uses_kernels(k) and key is not None and key in k.mod.weights):
         return _w4a8_native(k, node)
-    kk = x.type.shape[-1]
     fields = {
-        "M": k.numel(list(x.type.shape[:-1])),
-        "N": k.dim(codes.type.shape[0]),
-        "K": k.dim(kk),
-        "x": k.ptr(x, as_type="float"),
-        "ldx": k.dim(kk),
+        **_a8_fields(k, node, x, codes, bias, xs),
         "packed": f"(const uint8_t *)(ex->weights + {k.weight(key).offset})",
         "group": str(node.op.group),  # type: ignore[attr-defined]
         "has_zeros": "1" if zeros is not None else "0",
-        "x_scale": k.ptr(xs) if xs is not None and not node.op.per_token else "NULL",  # type: ignore[attr-defined]
-        "bias": k.ptr(bias, as_type="float") if bias is not None else "NULL",
-        "y": k.ptr(y, const=False, as_type="float"),
-        "ldy": k.dim(codes.type.shape[0]),
         "workspace": k.workspace(),
     }
     decls = [_struct("lmc_linear_w4a8_args", fields)]
