@@ -324,6 +324,18 @@ def linear_w8a8(k: Kernel, node: Node) -> str:
     return k.render("ops/values.c.j2", decls=decls, stmts=["lmc_linear_w8a8_f32(ex->pool, &args);"])
 
 
+def _row_scale(m: MapBuilder, node: Node, xv: str, K: str, xs: Value | None) -> list[str]:
+    """C lines declaring `sx`, the activation row's int8 scale as the reference computes it:
+    max|x| / 127 over the row (NaN propagating) per token, else the static x_scale."""
+    if node.op.per_token:  # type: ignore[attr-defined]
+        return [
+            f"float mx = 0.0f; for (int64_t q = 0; q < {K}; ++q) {{ const float a = fabsf({xv}); "
+            "mx = (a > mx || a != a) ? a : mx; }",
+            "const float sx = mx / 127.0f;",
+        ]
+    return [f"const float sx = {m.pointer(xs)}[0];"]
+
+
 def _a8_native(k: Kernel, node: Node) -> str:
     """One output element per iteration, the reference's arithmetic: the row's scale (max|x| /
     127, NaN propagating, or x_scale), codes rounded half to even, an exact int64 sum wrapped to
@@ -337,14 +349,7 @@ def _a8_native(k: Kernel, node: Node) -> str:
     py = m.pointer(y, const=False)
     K = k.dim(kk)
     xv = load(x.type.dtype, f"{px}[i0 * {K} + q]")
-    if node.op.per_token:  # type: ignore[attr-defined]
-        m.body.append(
-            f"float mx = 0.0f; for (int64_t q = 0; q < {K}; ++q) {{ const float a = fabsf({xv}); "
-            "mx = (a > mx || a != a) ? a : mx; }"
-        )
-        m.body.append("const float sx = mx / 127.0f;")
-    else:
-        m.body.append(f"const float sx = {m.pointer(xs)}[0];")
+    m.body.extend(_row_scale(m, node, xv, K, xs))
     m.body.append("int64_t acc = 0;")
     m.body.append(
         f"if (sx > 0.0f) for (int64_t q = 0; q < {K}; ++q) {{ float v = {xv} / sx; "
@@ -403,14 +408,7 @@ def _w4a8_native(k: Kernel, node: Node) -> str:
     K, G = k.dim(kk), k.dim(scales.type.shape[1])
     gl = str(group) if group else K
     xv = load(x.type.dtype, f"{px}[i0 * {K} + q]")
-    if node.op.per_token:  # type: ignore[attr-defined]
-        m.body.append(
-            f"float mx = 0.0f; for (int64_t q = 0; q < {K}; ++q) {{ const float a = fabsf({xv}); "
-            "mx = (a > mx || a != a) ? a : mx; }"
-        )
-        m.body.append("const float sx = mx / 127.0f;")
-    else:
-        m.body.append(f"const float sx = {m.pointer(xs)}[0];")
+    m.body.extend(_row_scale(m, node, xv, K, xs))
     code = f"(({pc}[i1 * {k.dim(ceil_div(kk, 2))} + q / 2] >> ((q & 1) * 4)) & 15)"
     zero = f"(int64_t){m.pointer(zeros)}[i1 * {G} + g]" if zeros is not None else "8"
     m.body.append("float t = 0.0f;")

@@ -12,21 +12,10 @@ import numpy as np
 import pytest
 from lmc.backends.c import packing
 
-from tests.backends.c.kernels_harness import THREADS, Epilogue, isa_params, kernels, ptr
+from tests.backends.c.kernels_harness import Epilogue, ptr
 from tests.util import assert_close
 
-ISA = isa_params()
 SIZES = (0, 1, 3, 17, 64, 129)
-
-
-@pytest.fixture(params=ISA)
-def k(request):
-    return kernels(request.param)
-
-
-@pytest.fixture(params=THREADS, ids=[f"t{t}" for t in THREADS])
-def threads(request) -> int:
-    return request.param
 
 
 def gemm_tol(kdim: int) -> dict:

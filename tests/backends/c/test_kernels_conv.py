@@ -11,21 +11,8 @@ from lmc.backends.c.emit_conv import _conv_workspace, conv_packed_key
 from lmc.ir import DType, Graph, TensorType
 from lmc.ir.ops.conv import Conv, MaxPool
 
-from tests.backends.c.kernels_harness import THREADS, Pool2dShape, isa_params, kernels, ptr
+from tests.backends.c.kernels_harness import Pool2dShape, ptr
 from tests.backends.c.test_kernels_nn import conv_shape
-
-ISA = isa_params()
-
-
-@pytest.fixture(params=ISA)
-def k(request):
-    return kernels(request.param)
-
-
-@pytest.fixture(params=THREADS, ids=[f"t{t}" for t in THREADS])
-def threads(request) -> int:
-    return request.param
-
 
 # ---- weight layout ------------------------------------------------------------------------
 

@@ -11,29 +11,13 @@ from lmc.ir.ops.conv import Conv
 from lmc.ir.ops.nn import Attention
 
 from tests.backends.c.kernels_harness import (
-    THREADS,
     AttnArgs,
     ConvShape,
     Epilogue,
     estrides,
-    isa_params,
-    kernels,
     ptr,
 )
 from tests.util import assert_close
-
-ISA = isa_params()
-
-
-@pytest.fixture(params=ISA)
-def k(request):
-    return kernels(request.param)
-
-
-@pytest.fixture(params=THREADS, ids=[f"t{t}" for t in THREADS])
-def threads(request) -> int:
-    return request.param
-
 
 # ---- attention ---------------------------------------------------------------------------
 

@@ -11,21 +11,9 @@ import numpy as np
 import pytest
 from lmc.backends.c import packing
 
-from tests.backends.c.kernels_harness import THREADS, Epilogue, isa_params, kernels, ptr
+from tests.backends.c.kernels_harness import Epilogue, ptr
 from tests.backends.c.test_kernels_nn import conv_inputs, conv_ref, conv_shape
 from tests.util import assert_close
-
-ISA = isa_params()
-
-
-@pytest.fixture(params=ISA)
-def k(request):
-    return kernels(request.param)
-
-
-@pytest.fixture(params=THREADS, ids=[f"t{t}" for t in THREADS])
-def threads(request) -> int:
-    return request.param
 
 
 def case3(n: int, c: int, h: int, w: int, kout: int, pads=(1, 1, 1, 1)) -> tuple:
