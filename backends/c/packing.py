@@ -177,26 +177,29 @@ def pack_gemm_s8(b: np.ndarray) -> bytes:
 
 # ---- weight-only int4 / int8 linears (lmc_quant.c) -----------------------------------------------
 
-WQ_LAYOUT = "lmc.wq.panel16.v1"  # must equal lmc_wq_layout()
+WQ_LAYOUT = "lmc.wq.panel16.v2"  # must equal lmc_wq_layout()
 
 
-def _wq_geometry(k: int, bits: int, group: int, has_zeros: bool) -> tuple[int, int, int, int]:
-    """(header bytes, group length, groups, bytes of a full group) of layout WQ_LAYOUT."""
-    hdr = 64 + (16 if has_zeros else 0)
+def _wq_geometry(
+    k: int, bits: int, group: int, has_zeros: bool
+) -> tuple[int, int, int, int, int]:
+    """(zero-prefix bytes, header bytes, group length, groups, bytes of a full group) of layout
+    WQ_LAYOUT (lmc__wq_geometry in lmc_kern.h)."""
     kb, blk = (8, 64) if bits == 4 else (1, 16)
     gl = group if group > 0 else k
     ng = -(-k // gl) if k > 0 else 0
-    return hdr, gl, ng, hdr + -(-gl // kb) * blk
+    zpre = -(-16 * ng // 64) * 64 if has_zeros else 0
+    return zpre, 64, gl, ng, 64 + -(-gl // kb) * blk
 
 
 def wq_packed_bytes(n: int, k: int, bits: int, group: int, has_zeros: bool) -> int:
     """Bytes of a packed weight-only linear (lmc_wq_packed_bytes)."""
     if n <= 0 or k <= 0:
         return 0
-    hdr, gl, ng, gstride = _wq_geometry(k, bits, group, has_zeros)
+    zpre, hdr, gl, ng, gstride = _wq_geometry(k, bits, group, has_zeros)
     kb, blk = (8, 64) if bits == 4 else (1, 16)
     last = k - (ng - 1) * gl
-    return -(-n // PANEL) * ((ng - 1) * gstride + hdr + -(-last // kb) * blk)
+    return -(-n // PANEL) * (zpre + (ng - 1) * gstride + hdr + -(-last // kb) * blk)
 
 
 def pack_wq(
@@ -206,11 +209,12 @@ def pack_wq(
     group, group 0: one group per row) into WQ_LAYOUT. `codes` are unpacked: [N, K] values 0..15
     for bits 4 (zero 8 when `zeros` is None), i8 (no zeros) or u8 (with zeros) for bits 8.
 
-    ceil(N/16) panels of 16 rows; panel p holds, per group (the last may be shorter): 16 f32
-    scales (0 past N), with zeros 16 int8 zero bytes (int4: z; int8: z - 128), then the codes:
-    int4, ceil(len/8) blocks of 16 little-endian u32 words, word j = row 16p + j, nibble t = the
-    code of the block's k t (0 past the group or N); int8, len blocks of 16 bytes, byte j = row
-    16p + j (u8 codes stored as c - 128)."""
+    ceil(N/16) panels of 16 rows; panel p holds, with zeros, every group's 16 int8 zero bytes
+    (int4: z; int8: z - 128) padded to a multiple of 64 bytes, then per group (the last may be
+    shorter): 16 f32 scales (0 past N) and the codes: int4, ceil(len/8) blocks of 16
+    little-endian u32 words, word j = row 16p + j, nibble t = the code of the block's k t (0 past
+    the group or N); int8, len blocks of 16 bytes, byte j = row 16p + j (u8 codes stored as
+    c - 128)."""
     c = np.asarray(codes)
     if c.ndim != 2 or bits not in (4, 8):
         raise PackingError(f"pack_wq: expected [N, K] codes and bits 4 or 8, got {c.shape}, {bits}")
@@ -218,7 +222,7 @@ def pack_wq(
     has_zeros = zeros is not None
     if n == 0 or k == 0:
         return b""
-    hdr, gl, ng, _ = _wq_geometry(k, bits, group, has_zeros)
+    zpre, _, gl, ng, _ = _wq_geometry(k, bits, group, has_zeros)
     s = np.asarray(scales, np.float32).reshape(n, -1)
     if s.shape[1] != ng:
         raise PackingError(f"pack_wq: {s.shape[1]} scale groups, {ng} needed (group={group})")
@@ -239,11 +243,12 @@ def pack_wq(
     parts = []
     for p in range(panels):
         r0 = p * PANEL
+        if has_zeros:  # every group's zero bytes, padded so the groups start 64-byte aligned
+            parts.append(np.ascontiguousarray(zp[r0 : r0 + PANEL].T).tobytes())
+            parts.append(bytes(zpre - 16 * ng))
         for gi in range(ng):
             k0, k1 = gi * gl, min(k, (gi + 1) * gl)
             parts.append(sp[r0 : r0 + PANEL, gi].tobytes())
-            if has_zeros:
-                parts.append(zp[r0 : r0 + PANEL, gi].tobytes())
             block = cv[r0 : r0 + PANEL, k0:k1]  # [16, len]
             if bits == 4:
                 nb = -(-(k1 - k0) // 8)

@@ -104,29 +104,32 @@ void lmc__gemm_serial(const lmc__gemm *g);
  * groups of 4 k of A'[i][k] * B'[k][j]; ap a tile [kg][4 rows][4 k], bp a packed panel. */
 void lmc__s8_tile(int64_t kg, const int8_t *ap, const int8_t *bp, int32_t *acc);
 
-/* The weight-only layout lmc.wq.panel16.v1 (lmc_quant.c, lmc_w4a8.c): ceil(N/16) panels; panel
- * p: for each group (gl = group, or K when group is 0; the last one may be shorter) a header of
- * 16 f32 scales (rows 16p..16p+15, 0 past N) and, with zeros, 16 int8 zero bytes (int4: z;
- * int8: z - 128), then the codes: int4, ceil(len/8) blocks of 16 u32 words (word j: row 16p+j,
- * nibble t = code of the block's k t, 0 past the group); int8, len blocks of 16 bytes (byte j:
- * row 16p+j; u8 codes stored as c - 128). */
+/* The weight-only layout lmc.wq.panel16.v2 (lmc_quant.c, lmc_w4a8.c): ceil(N/16) panels; panel
+ * p: with zeros, first every group's 16 int8 zero bytes (rows 16p..16p+15; int4: z; int8:
+ * z - 128), zero-padded to a multiple of 64 bytes (zpre); then for each group (gl = group, or K
+ * when group is 0; the last one may be shorter) a header of 16 f32 scales (0 past N) and the
+ * codes: int4, ceil(len/8) blocks of 16 u32 words (word j: row 16p+j, nibble t = code of the
+ * block's k t, 0 past the group); int8, len blocks of 16 bytes (byte j: row 16p+j; u8 codes
+ * stored as c - 128). With 64-byte multiples per group (int4 always, int8 when len % 4 == 0)
+ * every code block load stays within one cache line. */
 
 typedef struct {
-  int64_t hdr, blk, kb, ng, gl, gstride, pstride;
+  int64_t zpre, hdr, blk, kb, ng, gl, gstride, pstride;
 } lmc__wq_geom;
 
 static inline lmc__wq_geom lmc__wq_geometry(int64_t K, int bits, int64_t group, int has_zeros) {
   lmc__wq_geom g;
-  g.hdr = 64 + (has_zeros ? 16 : 0);
+  g.hdr = 64;
   g.kb = bits == 4 ? 8 : 1;
   g.blk = bits == 4 ? 64 : 16;
   g.gl = group > 0 ? group : K;
   g.ng = K > 0 ? lmc__cdiv(K, g.gl) : 0;
+  g.zpre = has_zeros ? lmc__cdiv(16 * g.ng, 64) * 64 : 0;
   g.gstride = g.hdr + lmc__cdiv(g.gl, g.kb) * g.blk;
   g.pstride = 0;
   if (g.ng > 0) {
     int64_t last = K - (g.ng - 1) * g.gl;
-    g.pstride = (g.ng - 1) * g.gstride + g.hdr + lmc__cdiv(last, g.kb) * g.blk;
+    g.pstride = g.zpre + (g.ng - 1) * g.gstride + g.hdr + lmc__cdiv(last, g.kb) * g.blk;
   }
   return g;
 }

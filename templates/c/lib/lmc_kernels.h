@@ -21,7 +21,7 @@
  *  and lmc_conv2d_workspace_bytes is nonzero for padded convs (a zero-padded input copy; NULL
  *  still works, slower). Added lmc_max_pool2d_f32 (lmc_pool.c).
  * NOTE (2026-11-24, QUANT): added the quantized linears: lmc_linear_wq_f32 (lmc_quant.c;
- *  weight-only int4 / int8, layout "lmc.wq.panel16.v1", packing.pack_wq) and
+ *  weight-only int4 / int8, layout "lmc.wq.panel16.v2", packing.pack_wq) and
  *  lmc_linear_w8a8_f32 (lmc_w8a8.c; int8 x int8, weights in the int8 GEMM's layout); the int8
  *  GEMM gained a WASM SIMD128 path and shares its micro-kernel (lmc_kern.h). Nothing existing
  *  changed.
@@ -118,8 +118,9 @@ void lmc_gemm_s8(struct lmc_pool *pool, const lmc_gemm_s8_args *g);
  * Weight-only: y[M,N] = x[M,K] @ W^T (+ bias), W[n, k] = (code - zero) * scale per group of
  * `group` k (0: one group per row), codes int4 (bits 4; zero 8 unless has_zeros) or int8 (bits
  * 8; i8 codes, or u8 codes with zeros), all pre-packed by packing.pack_wq into the layout named
- * by lmc_wq_layout() (16-row panels, per group: scales, zeros, codes; ~4.25 bits per int4
- * weight at group 128). Codes become floats in registers; sums in f32, one scale per group. */
+ * by lmc_wq_layout() (16-row panels: the groups' zeros, then per group scales and codes; 4.25
+ * (symmetric) or 4.3125 bits per int4 weight at group 128). Codes become floats in registers;
+ * sums in f32, one scale per group. */
 typedef struct {
   int64_t M, N, K;
   const float *x; int64_t ldx;

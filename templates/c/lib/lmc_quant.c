@@ -2,7 +2,7 @@
  * pre-packed at compile time (backends/c/packing.py pack_wq); nothing dequantized is ever
  * written to memory. (int8 weights x int8 activations: lmc_w8a8.c.)
  *
- * Layout "lmc.wq.panel16.v1": 16 output rows per panel, the 16 rows in vector lanes, so every
+ * Layout "lmc.wq.panel16.v2" (lmc_kern.h): 16 output rows per panel, the 16 rows in vector lanes, so every
  * code block is an outer-product step (no horizontal sums). int4 codes are turned into floats
  * in registers with one shift and one bit-select: nibble c placed in mantissa bits 19..22 of
  * 16.0f reads as 16 + c. Per group: acc = sum (16 + c) x, and the group adds
@@ -171,7 +171,7 @@ LMC__QI void lmc__i8_floats(const uint8_t *p, lmc_vf f[LMC__NV]) {
 }
 #endif
 
-const char *lmc_wq_layout(void) { return "lmc.wq.panel16.v1"; }
+const char *lmc_wq_layout(void) { return "lmc.wq.panel16.v2"; }
 const char *lmc_wq_path(void) { return LMC__WQ_PATH; }
 
 /* ---- weight-only layout: lmc__wq_geometry (lmc_kern.h) ---------------------------------------- */
@@ -265,10 +265,11 @@ LMC__QI void lmc__wq_group(const lmc__wq_plan *pl, const uint8_t *const *gp, con
   }
 }
 
-/* The zero-point offsets of a group header's 16 rows (int4: 16 + z, z = 8 when symmetric). */
-LMC__QI void lmc__wq_offsets(const lmc__wq_plan *pl, const uint8_t *hdr, lmc_vf zo[LMC__NV]) {
+/* The zero-point offsets of a group's 16 rows (int4: 16 + z, z = 8 when symmetric); z the
+ * group's zero bytes. */
+LMC__QI void lmc__wq_offsets(const lmc__wq_plan *pl, const uint8_t *z, lmc_vf zo[LMC__NV]) {
   if (pl->a->has_zeros) {
-    lmc__i8_floats(hdr + 64, zo);
+    lmc__i8_floats(z, zo);
     if (pl->w4)
       for (int v = 0; v < LMC__NV; v++) zo[v] = lmc_vadd(zo[v], lmc_vset1(16.0f));
   } else {
@@ -290,7 +291,8 @@ LMC__QI void lmc__wq_pass(const lmc__wq_plan *pl, int64_t p0, const int P, int64
     int64_t k0 = gi * pl->g.gl, len = lmc__min(pl->g.gl, a->K - k0);
     const uint8_t *gp[LMC__PMAX];
     lmc_vf acc[LMC__RMAX][LMC__PMAX][LMC__NV];
-    for (int p = 0; p < P; p++) gp[p] = a->packed + (p0 + p) * pl->g.pstride + gi * pl->g.gstride;
+    for (int p = 0; p < P; p++)
+      gp[p] = a->packed + (p0 + p) * pl->g.pstride + pl->g.zpre + gi * pl->g.gstride;
     for (int r = 0; r < R; r++)
       for (int p = 0; p < P; p++)
         for (int v = 0; v < LMC__NV; v++) acc[r][p][v] = lmc_vzero();
@@ -301,7 +303,7 @@ LMC__QI void lmc__wq_pass(const lmc__wq_plan *pl, int64_t p0, const int P, int64
     for (int p = 0; p < P; p++) {
       lmc_vf zo[LMC__NV];
       for (int v = 0; v < LMC__NV; v++) zo[v] = lmc_vzero();
-      if (pl->offset) lmc__wq_offsets(pl, gp[p], zo);
+      if (pl->offset) lmc__wq_offsets(pl, a->packed + (p0 + p) * pl->g.pstride + 16 * gi, zo);
       for (int v = 0; v < LMC__NV; v++) {
         lmc_vf s = lmc_vload((const float *)(const void *)(gp[p] + 4 * LMC_VL * v));
         for (int r = 0; r < R; r++) {

@@ -1,5 +1,5 @@
 /* lmc_w4a8.c - int4 weights x int8 activations (lmc_linear_w4a8_f32). The weights are the
- * weight-only kernel's (lmc.wq.panel16.v1, bits 4): a block is 16 u32 words, word j = row j's
+ * weight-only kernel's (lmc.wq.panel16.v2, bits 4): a block is 16 u32 words, word j = row j's
  * 8 codes of 8 consecutive k as nibbles. Masking the low / high nibble of every byte gives 16
  * rows x 4 codes (k 0, 2, 4, 6 / k 1, 3, 5, 7) per 32-bit lane: one vpdpbusd each against the
  * matching 4 int8 activations broadcast to every lane. So the activations are quantized first,
@@ -214,7 +214,7 @@ LMC__QI void lmc__w4a8_pass(const lmc__w4a8_plan *pl, int64_t p0, const int P, i
      * multiply-adds (their latency, not their throughput, bounded one sum per row and panel) */
     lmc__i16 acc[LMC__W4_RMAX][LMC__W4_PMAX], acc2[LMC__W4_RMAX][LMC__W4_PMAX];
     for (int p = 0; p < P; p++) {
-      gp[p] = a->packed + (p0 + p) * g->pstride + gi * g->gstride;
+      gp[p] = a->packed + (p0 + p) * g->pstride + g->zpre + gi * g->gstride;
       for (int r = 0; r < R; r++) acc[r][p] = acc2[r][p] = lmc__i16_zero();
     }
     for (int64_t b = 0; b < nb; b++) {
@@ -231,7 +231,7 @@ LMC__QI void lmc__w4a8_pass(const lmc__w4a8_plan *pl, int64_t p0, const int P, i
       for (int p = 0; p < P; p++) acc[r][p] = lmc__i16_add(acc[r][p], acc2[r][p]);
     for (int r = 0; r < R; r++) qr[r] += 2 * nb;
     for (int p = 0; p < P; p++) {
-      lmc__i16 zo = lmc__zero_lanes(a->has_zeros ? gp[p] + 64 : NULL);
+      lmc__i16 zo = lmc__zero_lanes(a->has_zeros ? a->packed + (p0 + p) * g->pstride + 16 * gi : NULL);
       for (int r = 0; r < R; r++)
         lmc__w4a8_group(tot[r][p], (const float *)(const void *)gp[p], acc[r][p], zo,
                         pl->sums[(m0 + r) * g->ng + gi]);
