@@ -180,9 +180,7 @@ def pack_gemm_s8(b: np.ndarray) -> bytes:
 WQ_LAYOUT = "lmc.wq.panel16.v2"  # must equal lmc_wq_layout()
 
 
-def _wq_geometry(
-    k: int, bits: int, group: int, has_zeros: bool
-) -> tuple[int, int, int, int, int]:
+def _wq_geometry(k: int, bits: int, group: int, has_zeros: bool) -> tuple[int, int, int, int, int]:
     """(zero-prefix bytes, header bytes, group length, groups, bytes of a full group) of layout
     WQ_LAYOUT (lmc__wq_geometry in lmc_kern.h)."""
     kb, blk = (8, 64) if bits == 4 else (1, 16)
