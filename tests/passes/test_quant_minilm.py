@@ -11,7 +11,10 @@ and GPTQ over-fits it (held-out layer errors 1.5-2.5x the calibration ones); dam
 regularizes that. Sequential quantization (Hessians from the quantized prefix) gave nothing
 (0.9547) at 10x the time. Every W4 g128 layer still loses ~4-8% output accuracy and the
 losses add up over 36 linears, so W4 on this small model stays under 0.99 unless the budget
-keeps the most damaged layers in float."""
+keeps the most damaged layers in float. Measured beside these tests (README "Status"): 0.99
+needs every layer's error 0.63x smaller; AWQ-style scaling before GPTQ reaches 0.980,
+end-to-end tuning of scales and rounding in PyTorch 0.9814 (260 s), calibrating on the
+evaluation sentences themselves 0.986."""
 
 from __future__ import annotations
 

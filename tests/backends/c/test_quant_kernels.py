@@ -337,3 +337,27 @@ def test_packed_params_are_not_stored_raw() -> None:
     assert entry.meta["nbytes"] == packing.wq_packed_bytes(33, 130, 4, 128, False)
     k = n = 4096
     assert packing.wq_packed_bytes(n, k, 4, 128, False) * 8 / (n * k) == 4.25
+    assert packing.wq_packed_bytes(n, k, 4, 128, True) * 8 / (n * k) == 4.3125
+
+
+@pytest.mark.parametrize("k,group", [(4096, 128), (130, 64), (384, 0), (1536, 32)])
+@pytest.mark.parametrize("zeros", [False, True])
+def test_packed_int4_groups_start_on_cache_lines(k: int, group: int, zeros: bool) -> None:
+    """Every int4 group's scales and code blocks start 64-byte aligned within a panel (the
+    zero points sit in a panel prefix), so no 64-byte code-block load straddles two lines:
+    checked on the bytes pack_wq writes, by finding each group's scales."""
+    rng = np.random.default_rng(k + group)
+    n, gl = 16, group or k
+    ng = -(-k // gl)
+    codes = rng.integers(0, 16, (n, k)).astype(np.uint8)
+    scales = (np.arange(n * ng, dtype=np.float32).reshape(n, ng) + 1.0) * 0.5
+    z = rng.integers(0, 16, (n, ng)).astype(np.uint8) if zeros else None
+    blob = packing.pack_wq(codes, scales, z, 4, group)
+    assert len(blob) == packing.wq_packed_bytes(n, k, 4, group, zeros)
+    raw = np.frombuffer(blob, np.uint8)
+    for gi in range(ng):
+        want = scales[:, gi].astype("<f4").tobytes()
+        at = [i for i in range(0, len(blob) - 63, 64) if blob[i : i + 64] == want]
+        assert at, f"group {gi}: scales not found at a 64-byte boundary"
+        if zeros:  # the prefix holds group gi's zero bytes at 16 * gi
+            assert raw[16 * gi : 16 * gi + 16].tolist() == z[:, gi].tolist()
