@@ -134,4 +134,14 @@ static inline lmc__wq_geom lmc__wq_geometry(int64_t K, int bits, int64_t group, 
   return g;
 }
 
+/* Group gi of panel p: its header (scales, then codes), and its 16 zero bytes. */
+static inline const uint8_t *lmc__wq_group_at(const lmc__wq_geom *g, const uint8_t *packed,
+                                              int64_t p, int64_t gi) {
+  return packed + p * g->pstride + g->zpre + gi * g->gstride;
+}
+static inline const uint8_t *lmc__wq_zeros_at(const lmc__wq_geom *g, const uint8_t *packed,
+                                              int64_t p, int64_t gi) {
+  return packed + p * g->pstride + 16 * gi;
+}
+
 #endif /* LMC_KERN_H */

@@ -2,14 +2,14 @@
  * pre-packed at compile time (backends/c/packing.py pack_wq); nothing dequantized is ever
  * written to memory. (int8 weights x int8 activations: lmc_w8a8.c.)
  *
- * Layout "lmc.wq.panel16.v2" (lmc_kern.h): 16 output rows per panel, the 16 rows in vector lanes, so every
- * code block is an outer-product step (no horizontal sums). int4 codes are turned into floats
- * in registers with one shift and one bit-select: nibble c placed in mantissa bits 19..22 of
- * 16.0f reads as 16 + c. Per group: acc = sum (16 + c) x, and the group adds
- * s * (acc - (16 + z) * sum x) (z the zero point, 8 when symmetric). int8 codes widen to float
- * (sign extension + convert), asymmetric ones stored as c - 128 with offset z - 128. Sums in
- * f32. Batch 1 streams the panels once (4.25 bits per weight at group 128, symmetric); larger
- * batches unpack each code block once for 4 (2) rows. */
+ * Layout "lmc.wq.panel16.v2" (lmc_kern.h): 16 output rows per panel, the 16 rows in vector
+ * lanes, so every code block is an outer-product step (no horizontal sums). int4 codes are
+ * turned into floats in registers with one shift and one bit-select: nibble c placed in
+ * mantissa bits 19..22 of 16.0f reads as 16 + c. Per group: acc = sum (16 + c) x, and the
+ * group adds s * (acc - (16 + z) * sum x) (z the zero point, 8 when symmetric). int8 codes
+ * widen to float (sign extension + convert), asymmetric ones stored as c - 128 with offset
+ * z - 128. Sums in f32. Batch 1 streams the panels once (4.25 bits per weight at group 128,
+ * symmetric); larger batches unpack each code block once for 4 (2) rows. */
 #include "lmc_kern.h"
 
 #if defined(__GNUC__)
@@ -291,8 +291,7 @@ LMC__QI void lmc__wq_pass(const lmc__wq_plan *pl, int64_t p0, const int P, int64
     int64_t k0 = gi * pl->g.gl, len = lmc__min(pl->g.gl, a->K - k0);
     const uint8_t *gp[LMC__PMAX];
     lmc_vf acc[LMC__RMAX][LMC__PMAX][LMC__NV];
-    for (int p = 0; p < P; p++)
-      gp[p] = a->packed + (p0 + p) * pl->g.pstride + pl->g.zpre + gi * pl->g.gstride;
+    for (int p = 0; p < P; p++) gp[p] = lmc__wq_group_at(&pl->g, a->packed, p0 + p, gi);
     for (int r = 0; r < R; r++)
       for (int p = 0; p < P; p++)
         for (int v = 0; v < LMC__NV; v++) acc[r][p][v] = lmc_vzero();
@@ -303,7 +302,7 @@ LMC__QI void lmc__wq_pass(const lmc__wq_plan *pl, int64_t p0, const int P, int64
     for (int p = 0; p < P; p++) {
       lmc_vf zo[LMC__NV];
       for (int v = 0; v < LMC__NV; v++) zo[v] = lmc_vzero();
-      if (pl->offset) lmc__wq_offsets(pl, a->packed + (p0 + p) * pl->g.pstride + 16 * gi, zo);
+      if (pl->offset) lmc__wq_offsets(pl, lmc__wq_zeros_at(&pl->g, a->packed, p0 + p, gi), zo);
       for (int v = 0; v < LMC__NV; v++) {
         lmc_vf s = lmc_vload((const float *)(const void *)(gp[p] + 4 * LMC_VL * v));
         for (int r = 0; r < R; r++) {

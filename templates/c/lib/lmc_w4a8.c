@@ -214,7 +214,7 @@ LMC__QI void lmc__w4a8_pass(const lmc__w4a8_plan *pl, int64_t p0, const int P, i
      * multiply-adds (their latency, not their throughput, bounded one sum per row and panel) */
     lmc__i16 acc[LMC__W4_RMAX][LMC__W4_PMAX], acc2[LMC__W4_RMAX][LMC__W4_PMAX];
     for (int p = 0; p < P; p++) {
-      gp[p] = a->packed + (p0 + p) * g->pstride + g->zpre + gi * g->gstride;
+      gp[p] = lmc__wq_group_at(g, a->packed, p0 + p, gi);
       for (int r = 0; r < R; r++) acc[r][p] = acc2[r][p] = lmc__i16_zero();
     }
     for (int64_t b = 0; b < nb; b++) {
@@ -231,7 +231,8 @@ LMC__QI void lmc__w4a8_pass(const lmc__w4a8_plan *pl, int64_t p0, const int P, i
       for (int p = 0; p < P; p++) acc[r][p] = lmc__i16_add(acc[r][p], acc2[r][p]);
     for (int r = 0; r < R; r++) qr[r] += 2 * nb;
     for (int p = 0; p < P; p++) {
-      lmc__i16 zo = lmc__zero_lanes(a->has_zeros ? a->packed + (p0 + p) * g->pstride + 16 * gi : NULL);
+      const uint8_t *z = a->has_zeros ? lmc__wq_zeros_at(g, a->packed, p0 + p, gi) : NULL;
+      lmc__i16 zo = lmc__zero_lanes(z);
       for (int r = 0; r < R; r++)
         lmc__w4a8_group(tot[r][p], (const float *)(const void *)gp[p], acc[r][p], zo,
                         pl->sums[(m0 + r) * g->ng + gi]);
