@@ -180,24 +180,23 @@ def pack_gemm_s8(b: np.ndarray) -> bytes:
 WQ_LAYOUT = "lmc.wq.panel16.v2"  # must equal lmc_wq_layout()
 
 
-def _wq_geometry(k: int, bits: int, group: int, has_zeros: bool) -> tuple[int, int, int, int, int]:
-    """(zero-prefix bytes, header bytes, group length, groups, bytes of a full group) of layout
-    WQ_LAYOUT (lmc__wq_geometry in lmc_kern.h)."""
+def _wq_geometry(k: int, bits: int, group: int, has_zeros: bool) -> tuple[int, int, int, int]:
+    """(zero-prefix bytes, group length, groups, bytes of a panel) of layout WQ_LAYOUT, as
+    lmc__wq_geometry in lmc_kern.h: each group is a 64-byte header of scales, then its codes."""
     kb, blk = (8, 64) if bits == 4 else (1, 16)
     gl = group if group > 0 else k
     ng = -(-k // gl) if k > 0 else 0
     zpre = -(-16 * ng // 64) * 64 if has_zeros else 0
-    return zpre, 64, gl, ng, 64 + -(-gl // kb) * blk
+    last = k - (ng - 1) * gl
+    pstride = zpre + (ng - 1) * (64 + -(-gl // kb) * blk) + 64 + -(-last // kb) * blk
+    return zpre, gl, ng, pstride
 
 
 def wq_packed_bytes(n: int, k: int, bits: int, group: int, has_zeros: bool) -> int:
     """Bytes of a packed weight-only linear (lmc_wq_packed_bytes)."""
     if n <= 0 or k <= 0:
         return 0
-    zpre, hdr, gl, ng, gstride = _wq_geometry(k, bits, group, has_zeros)
-    kb, blk = (8, 64) if bits == 4 else (1, 16)
-    last = k - (ng - 1) * gl
-    return -(-n // PANEL) * (zpre + (ng - 1) * gstride + hdr + -(-last // kb) * blk)
+    return -(-n // PANEL) * _wq_geometry(k, bits, group, has_zeros)[3]
 
 
 def pack_wq(
@@ -220,7 +219,7 @@ def pack_wq(
     has_zeros = zeros is not None
     if n == 0 or k == 0:
         return b""
-    zpre, _, gl, ng, _ = _wq_geometry(k, bits, group, has_zeros)
+    zpre, gl, ng, _ = _wq_geometry(k, bits, group, has_zeros)
     s = np.asarray(scales, np.float32).reshape(n, -1)
     if s.shape[1] != ng:
         raise PackingError(f"pack_wq: {s.shape[1]} scale groups, {ng} needed (group={group})")
